@@ -1,0 +1,59 @@
+"""Shared test fixtures: one Prefect test harness per session, GPU marker handling."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def _cuda_available() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except Exception:  # noqa: BLE001 - any import/driver problem means "no usable GPU"
+        return False
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip `gpu` tests without CUDA; with REQUIRE_GPU=1 a missing GPU fails them instead."""
+    if _cuda_available():
+        return
+    if os.environ.get("REQUIRE_GPU") == "1":
+        fail = pytest.mark.xfail(reason="REQUIRE_GPU=1 but no CUDA device", strict=True, run=False)
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(fail)
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run on a GPU host; REQUIRE_GPU=1 to enforce)")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness(tmp_path_factory):
+    """One temporary Prefect API + SQLite DB for the whole session (~16 s to start).
+
+    Results and gpuflows output go to a temporary folder so tests never touch ./results.
+    """
+    from prefect.settings import (
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_RESULTS_PERSIST_BY_DEFAULT,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
+    from prefect.testing.utilities import prefect_test_harness
+
+    root = tmp_path_factory.mktemp("gpuflows-results")
+    os.environ["GPUFLOWS_RESULTS_DIR"] = str(root)
+    with temporary_settings(
+        {
+            PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180,
+            PREFECT_RESULTS_PERSIST_BY_DEFAULT: True,
+            PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
+        }
+    ):
+        with prefect_test_harness(server_startup_timeout=180):
+            yield root

@@ -1,0 +1,83 @@
+"""VRAM budgets under the Prefect harness: packing by GiB, fail-fast on oversize, fairness."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prefect import flow, task
+
+from gpuflows.budget import BudgetError, VramEstimate
+from gpuflows.devices import DeviceChoice
+from tasks.vram import ensure_limits, vram_budget
+
+GIB = 1 << 30
+
+
+def fake_gpu(index: int) -> DeviceChoice:
+    """A GPU choice for budget logic on a CPU machine (no CUDA call is made for the budget)."""
+    return DeviceChoice(device=f"cuda:{index}", kind="cuda", index=index, physical_index=index,
+                        name="test-80g", total_memory_bytes=80 * GIB, requested="cuda", fallback=False,
+                        reason="test")
+
+
+@task
+def hold(gib: int, seconds: float, gpu: int) -> tuple[float, float, float]:
+    est = VramEstimate(nbytes=gib * GIB, basis=f"test {gib} GiB")
+    with vram_budget(est, device=fake_gpu(gpu), timeout_s=120) as g:
+        start = time.time()
+        time.sleep(seconds)
+        end = time.time()
+    assert g.occupy_gib == gib and g.capacity_gib == 80
+    return start, end, g.wait_s
+
+
+@flow
+def two_holders(gib: int, gpu: int) -> list[tuple[float, float, float]]:
+    futs = [hold.submit(gib, 2.0, gpu) for _ in range(2)]
+    return [f.result() for f in futs]
+
+
+def overlap(a, b) -> float:
+    return min(a[1], b[1]) - max(a[0], b[0])
+
+
+def test_two_60_gib_tasks_serialise_and_two_30_gib_run_together(prefect_harness):
+    ensure_limits({"vram-gpu90": 80, "vram-gpu91": 80})
+    big = two_holders(60, 90)
+    assert overlap(*big) < 0, f"60+60 GiB on an 80 GiB card overlapped: {big}"
+    small = two_holders(30, 91)
+    assert overlap(*small) > 1.0, f"30+30 GiB should run together: {small}"
+
+
+def test_request_larger_than_card_fails_before_waiting(prefect_harness):
+    ensure_limits({"vram-gpu92": 80})
+    t0 = time.monotonic()
+    with pytest.raises(BudgetError, match="exceeds vram-gpu92's 80 GiB"):
+        with vram_budget(VramEstimate(nbytes=81 * GIB, basis="too big"), device=fake_gpu(92)):
+            pass
+    assert time.monotonic() - t0 < 5
+
+
+def test_missing_limit_is_a_clear_error(prefect_harness):
+    with pytest.raises(BudgetError, match="deployments.setup"):
+        with vram_budget(VramEstimate(nbytes=GIB, basis="x"), device=fake_gpu(93)):
+            pass
+
+
+def test_cpu_work_holds_no_slots(prefect_harness):
+    cpu = DeviceChoice(device="cpu", kind="cpu", name="cpu", requested="cpu", fallback=False, reason="t")
+    with vram_budget(VramEstimate(nbytes=500 * GIB, basis="x"), device=cpu) as g:
+        pass
+    assert g.limit is None and g.occupy_gib == 0
+
+
+def test_ensure_limits_is_idempotent_and_resizes(prefect_harness):
+    from prefect.client.orchestration import get_client
+
+    ensure_limits({"vram-gpu94": 40})
+    ensure_limits({"vram-gpu94": 40})
+    ensure_limits({"vram-gpu94": 79})
+    with get_client(sync_client=True) as c:
+        assert c.read_global_concurrency_limit_by_name("vram-gpu94").limit == 79
+        assert c.read_global_concurrency_limit_by_name("vram-gpu94-turnstile").limit == 1
