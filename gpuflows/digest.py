@@ -47,7 +47,8 @@ def array_digest(arr: Any) -> str:
     a = np.ascontiguousarray(a)
     h = _hasher()
     h.update(f"{tag}|{a.shape}|".encode())
-    h.update(memoryview(a).cast("B"))
+    # raw bytes as uint8: memoryview.cast("B") rejects empty shapes and datetime64
+    h.update(memoryview(a.reshape(-1).view(np.uint8)))
     return "blake2b:" + h.hexdigest()
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from enum import Enum
+from enum import StrEnum
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -23,7 +23,7 @@ from gpuflows.checks import CheckResult, checks_table
 from gpuflows.envlock import EnvironmentLock
 
 
-class Tier(str, Enum):
+class Tier(StrEnum):
     """The three tiers, ordered."""
 
     T1 = "T1-Indicative"

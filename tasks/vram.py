@@ -30,7 +30,15 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, Field
 
-from gpuflows.budget import BudgetError, PeakReport, VramEstimate, card_slots, check_fits, gib_slots, limit_name
+from gpuflows.budget import (
+    BudgetError,
+    PeakReport,
+    VramEstimate,
+    card_slots,
+    check_fits,
+    gib_slots,
+    limit_name,
+)
 from gpuflows.devices import DeviceChoice, Discovery, discover
 
 log = logging.getLogger("gpuflows.vram")
@@ -49,12 +57,16 @@ class VramGrant(BaseModel):
     estimate_basis: str
     wait_s: float = 0.0
     held_s: float = 0.0
-    acquired_at: float | None = Field(default=None, description="time.time() when the slots were granted.")
+    acquired_at: float | None = Field(
+        default=None, description="time.time() when the slots were granted."
+    )
     released_at: float | None = None
     peak: PeakReport | None = None
 
 
-def gpu_limit(choice: DeviceChoice, *, host: str | None = None, prefix: str = "vram-gpu") -> str | None:
+def gpu_limit(
+    choice: DeviceChoice, *, host: str | None = None, prefix: str = "vram-gpu"
+) -> str | None:
     """Limit name for the GPU a choice runs on (physical NVML index), or None for the CPU."""
     if choice.kind != "cuda":
         return None
@@ -80,12 +92,14 @@ def ensure_limits(limits: dict[str, int], *, turnstiles: bool = True) -> dict[st
     return wanted
 
 
-def plan_from_discovery(discovery: Discovery, *, reserve_gib: int = 1, host: str | None = None,
-                        prefix: str = "vram-gpu") -> dict[str, int]:
+def plan_from_discovery(
+    discovery: Discovery, *, reserve_gib: int = 1, host: str | None = None, prefix: str = "vram-gpu"
+) -> dict[str, int]:
     """One limit per visible GPU, slots = whole GiB of the card minus a reserve."""
     return {
-        limit_name(g.nvml_index if g.nvml_index is not None else g.index, prefix=prefix, host=host):
-            card_slots(g.total_memory_bytes, reserve_gib=reserve_gib)
+        limit_name(
+            g.nvml_index if g.nvml_index is not None else g.index, prefix=prefix, host=host
+        ): card_slots(g.total_memory_bytes, reserve_gib=reserve_gib)
         for g in discovery.gpus
     }
 
@@ -171,8 +185,12 @@ def vram_budget(
     """
     need = gib_slots(estimate.nbytes)
     limit = gpu_limit(device, host=host)
-    grant = VramGrant(device=device.device, limit=limit, occupy_gib=need if limit else 0,
-                      estimate_basis=estimate.basis)
+    grant = VramGrant(
+        device=device.device,
+        limit=limit,
+        occupy_gib=need if limit else 0,
+        estimate_basis=estimate.basis,
+    )
     if limit is None:
         grant.acquired_at = time.time()
         yield grant
@@ -181,21 +199,45 @@ def vram_budget(
         return
     capacity = _capacity(limit)
     if capacity is None:
-        raise BudgetError(f"no VRAM limit {limit!r} on the Prefect server: create it with "
-                          "`python -m deployments.setup` (or tasks.vram.ensure_vram_limits())")
+        raise BudgetError(
+            f"no VRAM limit {limit!r} on the Prefect server: create it with "
+            "`python -m deployments.setup` (or tasks.vram.ensure_vram_limits())"
+        )
     grant.capacity_gib = capacity
     check_fits(need, capacity, limit=limit)
     holder = _holder()
     t0 = time.monotonic()
     with contextlib.ExitStack() as held:
         if fair:
-            with concurrency(f"{limit}{TURNSTILE_SUFFIX}", occupy=1, timeout_seconds=timeout_s, strict=True,
-                             lease_duration=lease_duration_s, holder=holder):
-                held.enter_context(concurrency(limit, occupy=need, timeout_seconds=timeout_s, strict=True,
-                                               lease_duration=lease_duration_s, holder=holder))
+            with concurrency(
+                f"{limit}{TURNSTILE_SUFFIX}",
+                occupy=1,
+                timeout_seconds=timeout_s,
+                strict=True,
+                lease_duration=lease_duration_s,
+                holder=holder,
+            ):
+                held.enter_context(
+                    concurrency(
+                        limit,
+                        occupy=need,
+                        timeout_seconds=timeout_s,
+                        strict=True,
+                        lease_duration=lease_duration_s,
+                        holder=holder,
+                    )
+                )
         else:
-            held.enter_context(concurrency(limit, occupy=need, timeout_seconds=timeout_s, strict=True,
-                                           lease_duration=lease_duration_s, holder=holder))
+            held.enter_context(
+                concurrency(
+                    limit,
+                    occupy=need,
+                    timeout_seconds=timeout_s,
+                    strict=True,
+                    lease_duration=lease_duration_s,
+                    holder=holder,
+                )
+            )
         grant.wait_s = time.monotonic() - t0
         grant.acquired_at = time.time()
         _reset_peaks(device.device)
@@ -206,8 +248,13 @@ def vram_budget(
             grant.released_at = time.time()
             grant.held_s = grant.released_at - grant.acquired_at
             if grant.peak.ratio is not None and grant.peak.ratio > 1.0:
-                log.warning("VRAM estimate too small on %s: measured %.2f GiB > estimated %.2f GiB (%s)",
-                            limit, grant.peak.measured_bytes / 2**30, estimate.nbytes / 2**30, estimate.basis)
+                log.warning(
+                    "VRAM estimate too small on %s: measured %.2f GiB > estimated %.2f GiB (%s)",
+                    limit,
+                    grant.peak.measured_bytes / 2**30,
+                    estimate.nbytes / 2**30,
+                    estimate.basis,
+                )
 
 
 def with_vram(estimate_fn: Callable[..., VramEstimate], *, device_arg: str = "device") -> Callable:

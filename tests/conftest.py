@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
+
+# Tests never write into the project's results/ or .prefect/: everything goes to one temp folder,
+# set before Prefect's settings are first read.
+_TMP = tempfile.mkdtemp(prefix="gpuflows-tests-")
+os.environ.setdefault("GPUFLOWS_RESULTS_DIR", os.path.join(_TMP, "results"))
+os.environ.setdefault("PREFECT_HOME", os.path.join(_TMP, "prefect-home"))
+os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", os.path.join(_TMP, "prefect-results"))
 
 
 def _cuda_available() -> bool:
@@ -23,12 +32,12 @@ def pytest_collection_modifyitems(config, items):
     if os.environ.get("REQUIRE_GPU") == "1":
         fail = pytest.mark.xfail(reason="REQUIRE_GPU=1 but no CUDA device", strict=True, run=False)
         for item in items:
-            if "gpu" in item.keywords:
+            if item.get_closest_marker("gpu"):
                 item.add_marker(fail)
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (run on a GPU host; REQUIRE_GPU=1 to enforce)")
     for item in items:
-        if "gpu" in item.keywords:
+        if item.get_closest_marker("gpu"):
             item.add_marker(skip)
 
 
@@ -46,8 +55,7 @@ def prefect_harness(tmp_path_factory):
     )
     from prefect.testing.utilities import prefect_test_harness
 
-    root = tmp_path_factory.mktemp("gpuflows-results")
-    os.environ["GPUFLOWS_RESULTS_DIR"] = str(root)
+    root = Path(os.environ["GPUFLOWS_RESULTS_DIR"])
     with temporary_settings(
         {
             PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 180,

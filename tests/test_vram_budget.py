@@ -16,9 +16,17 @@ GIB = 1 << 30
 
 def fake_gpu(index: int) -> DeviceChoice:
     """A GPU choice for budget logic on a CPU machine (no CUDA call is made for the budget)."""
-    return DeviceChoice(device=f"cuda:{index}", kind="cuda", index=index, physical_index=index,
-                        name="test-80g", total_memory_bytes=80 * GIB, requested="cuda", fallback=False,
-                        reason="test")
+    return DeviceChoice(
+        device=f"cuda:{index}",
+        kind="cuda",
+        index=index,
+        physical_index=index,
+        name="test-80g",
+        total_memory_bytes=80 * GIB,
+        requested="cuda",
+        fallback=False,
+        reason="test",
+    )
 
 
 @task
@@ -34,7 +42,7 @@ def hold(gib: int, seconds: float, gpu: int) -> tuple[float, float, float]:
 
 @flow
 def two_holders(gib: int, gpu: int) -> list[tuple[float, float, float]]:
-    futs = [hold.submit(gib, 2.0, gpu) for _ in range(2)]
+    futs = [hold.submit(gib, 4.0, gpu) for _ in range(2)]
     return [f.result() for f in futs]
 
 
@@ -47,7 +55,8 @@ def test_two_60_gib_tasks_serialise_and_two_30_gib_run_together(prefect_harness)
     big = two_holders(60, 90)
     assert overlap(*big) < 0, f"60+60 GiB on an 80 GiB card overlapped: {big}"
     small = two_holders(30, 91)
-    assert overlap(*small) > 1.0, f"30+30 GiB should run together: {small}"
+    # The turnstile serialises acquisition (one poll, <= ~1 s), not the work: they overlap.
+    assert overlap(*small) > 2.0, f"30+30 GiB should run together: {small}"
 
 
 def test_request_larger_than_card_fails_before_waiting(prefect_harness):
@@ -66,7 +75,9 @@ def test_missing_limit_is_a_clear_error(prefect_harness):
 
 
 def test_cpu_work_holds_no_slots(prefect_harness):
-    cpu = DeviceChoice(device="cpu", kind="cpu", name="cpu", requested="cpu", fallback=False, reason="t")
+    cpu = DeviceChoice(
+        device="cpu", kind="cpu", name="cpu", requested="cpu", fallback=False, reason="t"
+    )
     with vram_budget(VramEstimate(nbytes=500 * GIB, basis="x"), device=cpu) as g:
         pass
     assert g.limit is None and g.occupy_gib == 0

@@ -1,0 +1,61 @@
+"""Trust policy block: the bar a result must clear for each Trust Tier, editable in the UI.
+
+The fields are copied from the core model :class:`gpuflows.trust.TrustPolicy` (annotations,
+defaults, constraints and descriptions), so the block and the rules cannot drift apart and every
+constraint (``min_reviewers >= 2``, ...) is checked once, by the core definition.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+from typing import Any
+
+from prefect.blocks.core import Block
+from pydantic import create_model, model_validator
+
+from gpuflows.trust import TrustPolicy
+
+# Fields of the core model on an abstract Block base: abstract (ABC in its bases), so Prefect
+# neither registers it nor dispatches to it.
+_TrustPolicyFields: Any = create_model(
+    "_TrustPolicyFields",
+    __base__=(Block, abc.ABC),
+    __module__=__name__,
+    **{name: (f.annotation, copy.deepcopy(f)) for name, f in TrustPolicy.model_fields.items()},
+)
+
+
+class TrustPolicyBlock(_TrustPolicyFields):
+    """How high the bar is for each Trust Tier; values can only make the minimum rules stricter.
+
+    T2 needs real data and model, a complete environment lock, at least ``min_sample_size``
+    samples and every check in ``required_checks``; T3 also needs a re-run reproduced within
+    ``reproduction_rel_tolerance`` and approval by ``min_reviewers`` (>= 2) distinct reviewers.
+
+    Example:
+        Load a stored policy and compute a tier with it:
+        ```python
+        from blocks import TrustPolicyBlock
+
+        trust_policy_block = TrustPolicyBlock.load("BLOCK_NAME")
+        policy = trust_policy_block.to_policy()
+        ```
+    """
+
+    _block_type_name = "gpuflows Trust Policy"
+    _block_type_slug = "gpuflows-trust-policy"
+    _logo_url = "https://raw.githubusercontent.com/gpuflows/gpuflows/main/docs/img/trust-policy.png"
+    _documentation_url = "https://github.com/gpuflows/gpuflows#blocks"
+
+    @model_validator(mode="after")
+    def _core_rules(self) -> TrustPolicyBlock:
+        # Cross-field rules of the core model (now or later) fail at construction too.
+        self.to_policy()
+        return self
+
+    def to_policy(self) -> TrustPolicy:
+        """The core :class:`~gpuflows.trust.TrustPolicy` with this block's values."""
+        return TrustPolicy.model_validate(
+            {name: getattr(self, name) for name in TrustPolicy.model_fields}
+        )

@@ -1,0 +1,47 @@
+"""Artifact keys and reading artifacts back (tests, reproduction checks, the operations CLI).
+
+Prefect 3.8.8's ``client.read_artifacts`` sends ``"limit": null, "flow_runs": null, ...`` which the
+server (FastAPI 0.154 / pydantic 2.14) answers with HTTP 422; an empty ``TaskRunFilter()`` instead
+drops artifacts made outside a task run. :func:`read_artifacts` posts the same filter without
+the null fields.
+"""
+
+from __future__ import annotations
+
+import re
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+from prefect.client.schemas.objects import Artifact
+from prefect.client.schemas.sorting import ArtifactSort
+
+_KEY_RE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def validate_key(key: str) -> str:
+    """An artifact key Prefect accepts and that keeps one history: lowercase letters, digits, dashes.
+
+    Raises:
+        ValueError: naming the key and the rule.
+    """
+    if not isinstance(key, str) or not _KEY_RE.fullmatch(key):
+        raise ValueError(
+            f"artifact key {key!r} is invalid: use lowercase letters, digits and dashes, no leading, trailing or double dash "
+            "(e.g. 'gpu-baseline-report')"
+        )
+    return key
+
+
+def read_artifacts(key: str, *, limit: int = 50) -> list[Artifact]:
+    """Every version of artifact ``key``, newest first."""
+    body = {
+        "artifacts": ArtifactFilter(key=ArtifactFilterKey(any_=[validate_key(key)])).model_dump(
+            mode="json", exclude_unset=True
+        ),
+        "sort": ArtifactSort.CREATED_DESC.value,
+        "limit": limit,
+        "offset": 0,
+    }
+    with get_client(sync_client=True) as client:
+        response = client.request("POST", "/artifacts/filter", json=body)
+    return Artifact.model_validate_list(response.json())

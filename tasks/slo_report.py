@@ -1,0 +1,127 @@
+"""Publish an SLO report from inside a flow: JSON + PNG, markdown artifact, baseline, events.
+
+Events an automation can act on:
+
+- ``gpuflows.slo.regressed``: the run is worse than the stored same-device baseline.
+- ``gpuflows.slo.breached``: at least one SLO check failed.
+
+Both name the resource ``gpuflows.service.<service>`` and carry the numbers in the payload.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.events import emit_event
+
+from gpuflows.io import atomic_write_json, results_root
+from gpuflows.slo import SloMeasurement, SloPolicy, check_slo, sanitise, with_goodput_bound
+from gpuflows.slo_baseline import BaselineStore, compare_to_baseline
+from gpuflows.slo_report import plot_latency, render_slo_markdown
+from tasks.artifacts import validate_key
+
+
+def _resource(m: SloMeasurement) -> dict[str, str]:
+    return {
+        "prefect.resource.id": f"gpuflows.service.{sanitise(m.service)}",
+        "prefect.resource.name": m.service,
+        "gpuflows.device": m.device,
+        "gpuflows.target-device": m.target_device,
+    }
+
+
+def publish_slo_report(
+    measurement: SloMeasurement,
+    policy: SloPolicy,
+    *,
+    key: str,
+    tier_block: str = "",
+    store: BaselineStore | None = None,
+    update_baseline: bool = True,
+) -> dict[str, Any]:
+    """Check, compare with the baseline, write JSON + PNG, publish the artifact, emit events.
+
+    Call inside a flow or task. Goodput is recomputed from the raw samples under the policy's
+    bound (``goodput_latency_ms``, else ``p95_ms_max``). The measurement becomes the new baseline
+    only if ``update_baseline`` and it is not a regression: a regressed run must never silently
+    become the bar later runs are held to (a run that breaches a check but does not regress,
+    e.g. the first one, is stored: the baseline records what is, the checks judge it).
+
+    Args:
+        key: markdown artifact key (lowercase letters, digits, dashes); same key, new version.
+        tier_block: markdown appended verbatim (e.g. the Trust Tier section).
+        store: baseline store (default: ``results_root()/"baselines"``).
+
+    Returns:
+        Paths (``json``, ``plot``, ``baseline``), ``artifact_id``, ``checks_passed``,
+        ``failed_checks``, ``regressed``, ``comparable``, ``baseline_updated`` and ``events``.
+    """
+    validate_key(key)
+    m = measurement
+    if policy.goodput_bound_ms != m.goodput_latency_ms:
+        m = with_goodput_bound(m, policy.goodput_bound_ms)
+    store = store or BaselineStore()
+    checks = check_slo(m, policy)
+    baseline = store.load(m.service, m.device)
+    regression = compare_to_baseline(m, baseline, policy.regression_tolerance)
+
+    out = results_root() / "slo" / sanitise(m.service)
+    stem = f"{sanitise(m.device)}-{re.sub(r'[^0-9]', '', m.measured_at)}"
+    json_path = atomic_write_json(
+        out / f"{stem}.json",
+        {
+            "measurement": m.model_dump(mode="json"),
+            "policy": policy.model_dump(mode="json"),
+            "checks": [c.model_dump(mode="json") for c in checks],
+            "regression": regression.model_dump(mode="json"),
+        },
+    )
+    plot_path = (
+        plot_latency(m.samples_ms, out / f"{stem}.png", f"{m.service} on {m.device}")
+        if m.samples_ms
+        else None
+    )
+    markdown = render_slo_markdown(m, checks, regression, tier_block)
+    artifact_id = create_markdown_artifact(
+        markdown=markdown, key=key, description=f"SLO report of {m.service} on {m.device}."
+    )
+
+    events: list[str] = []
+    if regression.regressed:
+        emit_event(
+            event="gpuflows.slo.regressed",
+            resource=_resource(m),
+            payload={
+                "tolerance": regression.tolerance,
+                "baseline_measured_at": regression.baseline_measured_at,
+                "regressed": [d.model_dump(mode="json") for d in regression.regressed_metrics],
+                "report_key": key,
+            },
+        )
+        events.append("gpuflows.slo.regressed")
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        emit_event(
+            event="gpuflows.slo.breached",
+            resource=_resource(m),
+            payload={"failed": [c.model_dump(mode="json") for c in failed], "report_key": key},
+        )
+        events.append("gpuflows.slo.breached")
+
+    baseline_updated = update_baseline and not regression.regressed
+    if baseline_updated:
+        store.save(m)
+    return {
+        "json": str(json_path),
+        "plot": str(plot_path) if plot_path else None,
+        "baseline": str(store.path(m.service, m.device)),
+        "artifact_id": str(artifact_id),
+        "checks_passed": not failed,
+        "failed_checks": [c.name for c in failed],
+        "regressed": regression.regressed,
+        "comparable": regression.comparable,
+        "baseline_updated": baseline_updated,
+        "events": events,
+    }
