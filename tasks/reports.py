@@ -1,0 +1,62 @@
+"""Publishing a tiered result: markdown artifact + JSON + markdown file, one place for all flows."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact
+from prefect.context import FlowRunContext
+
+from gpuflows.envlock import EnvironmentLock, render_lock_markdown
+from gpuflows.io import atomic_write_bytes, atomic_write_json, results_root
+from gpuflows.trust import TrustAssessment, render_trust_markdown
+from tasks.artifacts import validate_key
+
+
+def run_dir(flow_name: str) -> Path:
+    """``results/<flow>/<flow-run-name or 'local'>/``: where a run's user-readable files go."""
+    ctx = FlowRunContext.get()
+    name = ctx.flow_run.name if ctx and ctx.flow_run else "local"
+    return results_root() / flow_name / name
+
+
+def publish_tiered_report(
+    *,
+    key: str,
+    title: str,
+    body_md: str,
+    assessment: TrustAssessment,
+    lock: EnvironmentLock,
+    payload: dict[str, Any],
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Write ``report.json`` and ``report.md`` under ``out_dir`` and publish the markdown artifact.
+
+    The artifact always shows the tier, the checks behind it, what is missing for the next
+    tier, and the environment lock.
+    """
+    validate_key(key)
+    md = (
+        f"# {title}\n\n**Trust Tier: {assessment.tier.value}**\n\n{body_md.strip()}\n\n"
+        f"{render_trust_markdown(assessment)}\n## Environment lock\n\n{render_lock_markdown(lock)}\n\n"
+        f"Files: `{out_dir}`\n"
+    )
+    record = {
+        "title": title,
+        "tier": assessment.tier.value,
+        "assessment": assessment,
+        "lock": lock,
+        **payload,
+    }
+    json_path = atomic_write_json(out_dir / "report.json", record)
+    md_path = atomic_write_bytes(out_dir / "report.md", md.encode())
+    artifact_id = create_markdown_artifact(
+        md, key=key, description=f"{title} — {assessment.tier.value}"
+    )
+    return {
+        "json": str(json_path),
+        "markdown": str(md_path),
+        "artifact_id": str(artifact_id),
+        "tier": assessment.tier.value,
+    }
