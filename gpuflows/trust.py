@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -33,9 +34,10 @@ class Tier(StrEnum):
     @classmethod
     def parse(cls, name: str) -> Tier:
         """Accept 'T2', 't2-internal' or the full name; anything else is an error naming the choices."""
-        key = str(name).strip().upper().split("-")[0]
+        text = str(name).strip().upper()
         for t in cls:
-            if t.name == key:
+            # 'T2' or the full name; a suffix that names another tier ('T1-Verified') is an error
+            if text in (t.name, t.value.upper()):
                 return t
         raise ValueError(f"tier={name!r} unknown: use one of {[t.value for t in cls]}")
 
@@ -45,7 +47,12 @@ class Tier(StrEnum):
 
 
 class TrustPolicy(BaseModel):
-    """How high the bar is. Defaults are DESIGN.md's minimum; values can only raise it."""
+    """How high the bar is, stated by the team (a ``TrustPolicyBlock``).
+
+    The tier *rules* are fixed (DESIGN.md); the policy sets their thresholds: the sample size a
+    result needs, extra required checks, the reproduction tolerance. Two distinct reviewers is
+    DESIGN.md's floor and cannot be lowered.
+    """
 
     min_sample_size: int = Field(
         default=30, ge=1, description="Smallest sample a T2 result may rest on."
@@ -83,7 +90,9 @@ class ModelRef(BaseModel):
 class Reproduction(BaseModel):
     """Evidence that an independent re-run gave the same result."""
 
-    method: str = Field(description="'digest' (deterministic outputs) or 'tolerance'.")
+    method: Literal["digest", "tolerance"] = Field(
+        description="'digest' (deterministic outputs) or 'tolerance'."
+    )
     reference: str = Field(description="The run or record reproduced (id, path).")
     matched: bool
     max_rel_diff: float | None = None
@@ -137,12 +146,13 @@ class TrustAssessment(BaseModel):
 
 
 def check_real_data(ev: Evidence) -> CheckResult:
+    # the lock's DatasetRef says synthetic too: either flag caps the tier
+    synthetic = ev.synthetic_data or bool(ev.lock.dataset and ev.lock.dataset.synthetic)
     return CheckResult(
         name="real_data",
-        passed=not ev.synthetic_data,
+        passed=not synthetic,
         numbers={},
-        reason=ev.data_note
-        or ("synthetic or generated data" if ev.synthetic_data else "real data"),
+        reason=ev.data_note or ("synthetic or generated data" if synthetic else "real data"),
     )
 
 
@@ -159,7 +169,9 @@ def check_real_model(ev: Evidence) -> CheckResult:
 
 def check_environment_lock(ev: Evidence, policy: TrustPolicy) -> CheckResult:
     missing = ev.lock.missing()
-    if ev.lock.git.dirty and not policy.allow_dirty_tree:
+    if ev.lock.git.commit and ev.lock.git.dirty is None and not policy.allow_dirty_tree:
+        missing.append("known tree state (commit given without a checkout: cannot tell if the code matches)")
+    elif ev.lock.git.dirty and not policy.allow_dirty_tree:
         missing.append(
             "clean git tree (uncommitted changes: the commit does not describe the code)"
         )
@@ -300,7 +312,10 @@ def assess(ev: Evidence, policy: TrustPolicy | None = None) -> TrustAssessment:
 def reproduce_by_digest(current: str, reference_digest: str, reference: str) -> Reproduction:
     """Exact reproduction for deterministic outputs."""
     return Reproduction(
-        method="digest", reference=reference, matched=current == reference_digest, details={}
+        method="digest",
+        reference=reference,
+        matched=bool(current) and current == reference_digest,
+        details={},
     )
 
 

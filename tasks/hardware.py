@@ -88,12 +88,15 @@ def measure_suite(
 def check_plausible(
     measurements: list[hwbench.HwMeasurement], *, max_ratio: float = 1.10
 ) -> CheckResult:
-    """Integrity: no measured figure beats its peak by more than ``max_ratio`` (a timing bug would)."""
-    over = [
-        f"{m.name}={m.ratio:.2f}"
+    """Integrity: no figure beats a hard peak (datasheet, or an upper-bound estimate) by more than
+    ``max_ratio``, as a missing synchronise would. Measured ceilings are not hard bounds (a small
+    copy can run from cache faster than the ceiling did), so they are not held to it."""
+    hard = [
+        m
         for m in measurements
-        if m.ratio is not None and m.ratio > max_ratio
+        if m.ratio is not None and not (m.peak_source or "").startswith("measured")
     ]
+    over = [f"{m.name}={m.ratio:.2f}" for m in hard if m.ratio > max_ratio]
     bad = [
         m.name
         for m in measurements
