@@ -34,12 +34,12 @@ from gpuflows.budget import (
     BudgetError,
     PeakReport,
     VramEstimate,
-    card_slots,
     check_fits,
     gib_slots,
     limit_name,
 )
 from gpuflows.devices import DeviceChoice, Discovery, discover
+from gpuflows.pool_plan import plan_pool_limits
 
 log = logging.getLogger("gpuflows.vram")
 
@@ -92,21 +92,13 @@ def ensure_limits(limits: dict[str, int], *, turnstiles: bool = True) -> dict[st
     return wanted
 
 
-def plan_from_discovery(
-    discovery: Discovery, *, reserve_gib: int = 1, host: str | None = None, prefix: str = "vram-gpu"
-) -> dict[str, int]:
-    """One limit per visible GPU, slots = whole GiB of the card minus a reserve."""
-    return {
-        limit_name(
-            g.nvml_index if g.nvml_index is not None else g.index, prefix=prefix, host=host
-        ): card_slots(g.total_memory_bytes, reserve_gib=reserve_gib)
-        for g in discovery.gpus
-    }
-
-
 def ensure_vram_limits(discovery: Discovery | None = None, **plan_kwargs: Any) -> dict[str, int]:
-    """Create the VRAM limits for this host's GPUs (none on a CPU-only host)."""
-    plan = plan_from_discovery(discovery or discover(), **plan_kwargs)
+    """Create the VRAM limits for this host's GPUs (none on a CPU-only host).
+
+    ``plan_kwargs`` are those of :func:`gpuflows.pool_plan.plan_pool_limits` (``reserve_gib``,
+    ``host``, ``prefix``, ``vram_gib``, ...); a ``GpuPool`` block's ``plan_limits`` gives the same.
+    """
+    plan = plan_pool_limits((discovery or discover()).gpus, **plan_kwargs)
     return ensure_limits(plan) if plan else {}
 
 
@@ -163,6 +155,7 @@ def vram_budget(
     fair: bool = True,
     lease_duration_s: float = DEFAULT_LEASE_S,
     host: str | None = None,
+    prefix: str = "vram-gpu",
 ) -> Iterator[VramGrant]:
     """Hold ``estimate.gib`` slots of the device's VRAM limit around GPU work.
 
@@ -172,7 +165,8 @@ def vram_budget(
         timeout_s: longest wait for slots before ``TimeoutError`` (None: forever).
         fair: take the GPU's turnstile first, so large requests are not starved.
         lease_duration_s: slot lease; a killed holder's slots return after about this long.
-        host: host prefix when several hosts share one server (see ``GpuPool``).
+        host: host prefix when several hosts share one server (``GpuPool.host``).
+        prefix: limit name prefix (``GpuPool.limit_prefix``).
 
     Raises:
         BudgetError: the request is larger than the card, or the GPU has no limit (run
@@ -184,7 +178,7 @@ def vram_budget(
         >>> g.peak.ratio  # measured / estimate
     """
     need = gib_slots(estimate.nbytes)
-    limit = gpu_limit(device, host=host)
+    limit = gpu_limit(device, host=host, prefix=prefix)
     grant = VramGrant(
         device=device.device,
         limit=limit,
@@ -217,11 +211,13 @@ def vram_budget(
                 lease_duration=lease_duration_s,
                 holder=holder,
             ):
+                # timeout_s bounds the whole wait, turnstile included (not twice timeout_s).
+                left = None if timeout_s is None else max(0.01, timeout_s - (time.monotonic() - t0))
                 held.enter_context(
                     concurrency(
                         limit,
                         occupy=need,
-                        timeout_seconds=timeout_s,
+                        timeout_seconds=left,
                         strict=True,
                         lease_duration=lease_duration_s,
                         holder=holder,
