@@ -9,9 +9,9 @@ import time
 import numpy as np
 from prefect import flow
 
+from gpuflows.devices import choose_device
 from gpuflows.digest import array_digest
 from gpuflows.envlock import DatasetRef, build_lock
-from gpuflows.devices import choose_device
 from gpuflows.history import RunHistory, RunRecord
 from gpuflows.trust import Evidence, TrustPolicy, assess, reproduce_by_digest
 from tasks.review import collect_reviews, give_review
