@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -276,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
         "  artifacts: gpu-baseline-report, gpu-baseline-monitor-summary, gpu-baseline-slo-* in the Prefect DB"
     )
     print(
-        "  UI:        prefect server start   (from this folder), then open http://127.0.0.1:4200/artifacts"
+        f"  UI:        {Path(sys.executable).parent / 'prefect'} server start   (from this folder), "
+        "then open http://127.0.0.1:4200/artifacts"
     )
     return 0
 
