@@ -170,7 +170,9 @@ def check_real_model(ev: Evidence) -> CheckResult:
 def check_environment_lock(ev: Evidence, policy: TrustPolicy) -> CheckResult:
     missing = ev.lock.missing()
     if ev.lock.git.commit and ev.lock.git.dirty is None and not policy.allow_dirty_tree:
-        missing.append("known tree state (commit given without a checkout: cannot tell if the code matches)")
+        missing.append(
+            "known tree state (commit given without a checkout: cannot tell if the code matches)"
+        )
     elif ev.lock.git.dirty and not policy.allow_dirty_tree:
         missing.append(
             "clean git tree (uncommitted changes: the commit does not describe the code)"

@@ -12,7 +12,7 @@ import sys
 import pytest
 import torch
 
-from gpuflows import hwbench
+from gpuflows import hwbench, hwbench_common
 from gpuflows.datasheet import CPU_ESTIMATE_SOURCE, DevicePeak, cpu_peak_estimate, peak_for
 from gpuflows.hwbench import (
     HwMeasurement,
@@ -80,7 +80,7 @@ def test_value_is_median_best_is_min_ratio_is_value_over_peak(monkeypatch):
         host_link_gbs=None,
         source="test",
     )
-    monkeypatch.setattr(hwbench, "_peak_info", lambda device: (fake, "fake", ""))
+    monkeypatch.setattr(hwbench_common, "_peak_info", lambda device: (fake, "fake", ""))
     m = matmul_tflops("cpu", "fp32", n=100, repeats=3, warmup=0)
     # 2 * 100^3 = 2e6 FLOP; median 4 ms -> 5e8 FLOP/s = 5e-4 TFLOP/s; min 2 ms -> 1e-3.
     assert m.value == pytest.approx(5e-4)
