@@ -27,7 +27,7 @@ _TrustPolicyFields: Any = create_model(
 
 
 class TrustPolicyBlock(_TrustPolicyFields):
-    """How high the bar is for each Trust Tier; values can only make the minimum rules stricter.
+    """How high the bar is for each Trust Tier: the thresholds the fixed tier rules use.
 
     T2 needs real data and model, a complete environment lock, at least ``min_sample_size``
     samples and every check in ``required_checks``; T3 also needs a re-run reproduced within
