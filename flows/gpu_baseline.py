@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from gpuflows.history import RunHistory, RunRecord
 from gpuflows.slo import SloMeasurement, SloPolicy, latency_stats
@@ -39,7 +39,9 @@ REPORT_KEY = "gpu-baseline-report"
 
 
 class GpuBaselineParams(BaseModel):
-    """Parameters of ``gpu-baseline`` (the form in the Prefect UI)."""
+    """Parameters of ``gpu-baseline`` (the form in the Prefect UI). Unknown names are errors."""
+
+    model_config = ConfigDict(extra="forbid")
 
     device: str = Field(
         "auto",

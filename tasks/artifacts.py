@@ -1,9 +1,9 @@
 """Artifact keys and reading artifacts back (tests, reproduction checks, the operations CLI).
 
-Prefect 3.8.8's ``client.read_artifacts`` sends ``"limit": null, "flow_runs": null, ...`` which the
-server (FastAPI 0.154 / pydantic 2.14) answers with HTTP 422; an empty ``TaskRunFilter()`` instead
-drops artifacts made outside a task run. :func:`read_artifacts` posts the same filter without
-the null fields.
+Prefect 3.8.8's ``client.read_artifacts`` sends ``"limit": null, "flow_runs": null, ...``, which a
+server on fastapi >= 0.151 answers with HTTP 422 (pinned below, but a team may run its server on
+another environment): :func:`read_artifacts` posts the same filter without the null fields, so
+it works against either.
 """
 
 from __future__ import annotations

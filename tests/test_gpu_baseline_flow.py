@@ -36,6 +36,8 @@ def test_bad_parameters_fail_before_any_measurement():
         GpuBaselineParams(device="gpu0")
     with pytest.raises(ValueError, match="repeats"):
         GpuBaselineParams(repeats=0)
+    with pytest.raises(ValueError, match="devcie"):
+        GpuBaselineParams(devcie="cpu")
 
 
 def test_unknown_size_name_fails_naming_it(prefect_harness):

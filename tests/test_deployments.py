@@ -1,0 +1,195 @@
+"""Deployments: worker planning (pure), prefect.yaml checks (no server), setup against the harness."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deployments.check_yaml import validate_prefect_yaml
+from deployments.setup import WorkerSpec, plan_workers, pool_concurrency
+from gpuflows.devices import Discovery, GpuInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+GIB = 1 << 30
+
+
+def _two_gpus() -> Discovery:
+    return Discovery(
+        method="nvml",
+        gpus=[
+            GpuInfo(
+                index=i, nvml_index=i, uuid=f"GPU-{i}", name="H100", total_memory_bytes=80 * GIB
+            )
+            for i in range(2)
+        ],
+    )
+
+
+# --- plan_workers: pure ---------------------------------------------------------------------------
+
+
+def test_two_gpus_give_two_pinned_workers():
+    workers = plan_workers(_two_gpus(), "gpu-pool", "node1.example.org")
+    assert [w.name for w in workers] == ["gpu-node1-0", "gpu-node1-1"]
+    assert [w.env["CUDA_VISIBLE_DEVICES"] for w in workers] == ["0", "1"]
+    assert [w.gpu for w in workers] == [0, 1]
+    for w in workers:
+        assert isinstance(w, WorkerSpec)
+        cmd = w.command
+        assert cmd[1:5] == ["-m", "prefect", "worker", "start"]
+        assert cmd[cmd.index("--pool") + 1] == "gpu-pool"
+        assert cmd[cmd.index("--name") + 1] == w.name
+        assert cmd[cmd.index("--limit") + 1] == "1"
+        assert w.env["GPUFLOWS_ROOT"] == str(ROOT)  # the pull step's directory
+        assert w.log_path().name == f"{w.name}.log" and w.pid_path().name == f"{w.name}.pid"
+    assert pool_concurrency(_two_gpus()) == 2
+
+
+def test_no_gpu_gives_one_cpu_worker_that_sees_no_gpu():
+    disc = Discovery(method="none", reason="no driver")
+    (w,) = plan_workers(disc, "gpu-pool", "node1")
+    assert w.name == "cpu-node1"
+    assert w.env["CUDA_VISIBLE_DEVICES"] == ""  # set and empty: hides every GPU
+    assert w.gpu is None
+    assert pool_concurrency(disc) == 1
+
+
+def test_workers_follow_physical_indices_and_block_selection():
+    # This process sees only GPUs 2 and 3 (CUDA_VISIBLE_DEVICES="2,3"): workers name the physical ones.
+    disc = Discovery(
+        method="nvml",
+        cuda_visible_devices="2,3",
+        gpus=[
+            GpuInfo(index=0, nvml_index=2, name="A100", total_memory_bytes=40 * GIB),
+            GpuInfo(index=1, nvml_index=3, name="A100", total_memory_bytes=40 * GIB),
+        ],
+    )
+    assert [w.env["CUDA_VISIBLE_DEVICES"] for w in plan_workers(disc, host="h")] == ["2", "3"]
+    (only,) = plan_workers(disc, host="h", gpu_indices=[3])
+    assert only.name == "gpu-h-3" and only.env["CUDA_VISIBLE_DEVICES"] == "3"
+    assert pool_concurrency(disc, [3]) == 1
+    # torch discovery has no NVML index: map the logical index through CUDA_VISIBLE_DEVICES
+    torch_disc = Discovery(
+        method="torch",
+        cuda_visible_devices="5",
+        gpus=[GpuInfo(index=0, name="L4", total_memory_bytes=24 * GIB)],
+    )
+    assert plan_workers(torch_disc, host="h")[0].env["CUDA_VISIBLE_DEVICES"] == "5"
+
+
+# --- prefect.yaml ---------------------------------------------------------------------------------
+
+
+def test_project_prefect_yaml_is_valid():
+    assert validate_prefect_yaml(ROOT / "prefect.yaml") == []
+
+
+def test_broken_prefect_yaml_names_deployment_and_field(tmp_path):
+    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    entry = str(ROOT / "flows" / "gpu_baseline.py") + ":gpu_baseline"
+    good, cpu = doc["deployments"]
+    good["entrypoint"] = entry
+    good["parameters"] = {"params": {"devcie": "cpu"}}  # a typo pydantic would ignore silently
+    del good["concurrency_limit"]
+    good["schedules"] = [{"cron": "61 * * * *"}]
+    cpu["entrypoint"] = str(ROOT / "flows" / "no_such_flow.py") + ":gpu_baseline"
+    doc["deployments"].append(
+        {
+            "name": "extra",
+            "entrypoint": entry,
+            "parameters": {"repeats": 3},  # not a parameter of the flow
+            "concurrency_limit": 0,
+            "work_pool": {"name": "other-pool"},
+        }
+    )
+    broken = tmp_path / "prefect.yaml"
+    broken.write_text(yaml.safe_dump(doc))
+
+    problems = validate_prefect_yaml(broken)
+    text = "\n".join(problems)
+
+    def has(dep: str, fld: str, *words: str) -> bool:
+        return any(
+            p.startswith(f"deployment {dep!r}: {fld}") and all(w in p for w in words)
+            for p in problems
+        )
+
+    assert has("gpu-baseline", "parameters", "params.devcie"), text
+    assert has("gpu-baseline", "concurrency_limit", "missing"), text
+    assert has("gpu-baseline", "schedules[0]", "61"), text
+    assert has("gpu-baseline-cpu", "entrypoint", "no_such_flow.py"), text
+    assert has("extra", "parameters", "repeats"), text
+    assert has("extra", "concurrency_limit"), text
+    assert has("extra", "work_pool.name", "other-pool"), text
+    assert not any(p.startswith("deployment 'gpu-baseline-cpu': parameters") for p in problems)
+
+
+def test_check_yaml_command_exit_codes(tmp_path):
+    bad = tmp_path / "prefect.yaml"
+    bad.write_text("deployments: []\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "deployments.check_yaml", str(bad)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "pull: missing" in r.stdout and "deployments: none defined" in r.stdout
+
+
+# --- setup against a Prefect API ------------------------------------------------------------------
+
+
+def test_setup_without_api_url_says_how_to_start_one(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path)  # no profile with an API URL
+    r = subprocess.run(
+        [sys.executable, "-m", "deployments.setup", "--no-workers"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "PREFECT_API_URL is not set" in r.stderr and "prefect server start" in r.stderr
+
+
+@pytest.mark.slow
+def test_setup_creates_pool_and_deployments_idempotently(prefect_harness, capsys):
+    """``prefect deploy --all`` runs for real (a subprocess) against the harness's API server."""
+    from prefect.client.orchestration import get_client
+
+    from deployments.setup import main
+
+    cpu_host = Discovery(method="none", reason="test: no GPU")
+    for attempt in (1, 2):  # the second run must succeed and change nothing
+        rc = main(["--no-workers"], discovery=cpu_host)
+        out = capsys.readouterr()
+        assert rc == 0, f"run {attempt}:\n{out.out}\n{out.err}"
+        assert "deployments of" in out.out and "workers: not started" in out.out
+
+    with get_client(sync_client=True) as client:
+        pool = client.read_work_pool("gpu-pool")
+        assert pool.type == "process" and pool.concurrency_limit == 1
+        dep = client.read_deployment_by_name("gpu-baseline/gpu-baseline")
+        cpu = client.read_deployment_by_name("gpu-baseline/gpu-baseline-cpu")
+        n_blocks = {bt.slug for bt in client.read_block_types()}
+    assert dep.work_pool_name == "gpu-pool" and dep.work_queue_name == "default"
+    # The deployment limit is stored as a global concurrency limit (`concurrency_limit` on the
+    # response is deprecated and always None).
+    assert dep.global_concurrency_limit.limit == 1
+    assert cpu.global_concurrency_limit.limit == 1
+    assert dep.parameters["params"]["device"] == "auto"
+    assert cpu.parameters["params"]["device"] == "cpu"
+    assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * 1"]  # one, not one per run
+    assert cpu.schedules == []
+    assert sorted(dep.tags) == ["gpu", "gpuflows"]
+    (step,) = dep.pull_steps
+    # GPUFLOWS_ROOT is set for the deploy, so this checkout's path is stored.
+    assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(ROOT)
+    assert "gpuflows-gpu-pool" in n_blocks
