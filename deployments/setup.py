@@ -8,7 +8,10 @@
 5. unless ``--no-workers``: one process worker per visible GPU, ``--limit 1`` and
    ``CUDA_VISIBLE_DEVICES=<index>``, detached, logging to ``.prefect/workers/<name>.log``
    (one CPU worker with ``CUDA_VISIBLE_DEVICES=""`` on a host without a GPU). A worker whose pid
-   file names a live worker process is left alone.
+   file names a live worker process is left alone. ``$GPUFLOWS_WORKER_DIR`` moves the logs and
+   pid files elsewhere (tests: a temporary folder, so they never meet a developer's workers).
+   Workers inherit this command's environment (``GPUFLOWS_RESULTS_DIR``,
+   ``PREFECT_RESULTS_LOCAL_STORAGE_PATH``, ...), and so do their flow runs.
 
     python -m deployments.setup [--pool gpu-pool] [--no-workers] [--gpu-pool-block NAME] [--dry-run]
 
@@ -33,7 +36,8 @@ from gpuflows.pool_plan import gpu_id
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POOL = "gpu-pool"
-WORKER_DIR = Path(".prefect") / "workers"
+WORKER_DIR = Path(".prefect") / "workers"  # relative to the repository root
+WORKER_DIR_ENV = "GPUFLOWS_WORKER_DIR"  # overrides WORKER_DIR (absolute, or relative to the root)
 ROOT_ENV = "GPUFLOWS_ROOT"  # read by the pull step of prefect.yaml
 
 
@@ -52,10 +56,15 @@ class WorkerSpec:
     gpu: int | None = None  # NVML index; None for the CPU worker
 
     def log_path(self, root: Path = REPO_ROOT) -> Path:
-        return root / WORKER_DIR / f"{self.name}.log"
+        return worker_dir(root) / f"{self.name}.log"
 
     def pid_path(self, root: Path = REPO_ROOT) -> Path:
-        return root / WORKER_DIR / f"{self.name}.pid"
+        return worker_dir(root) / f"{self.name}.pid"
+
+
+def worker_dir(root: Path = REPO_ROOT) -> Path:
+    """Folder of the workers' logs and pid files: ``$GPUFLOWS_WORKER_DIR`` or ``.prefect/workers``."""
+    return root / os.environ.get(WORKER_DIR_ENV, str(WORKER_DIR))
 
 
 def _host_slug(host: str) -> str:
@@ -254,7 +263,7 @@ def start_worker(spec: WorkerSpec, url: str, root: Path = REPO_ROOT) -> tuple[in
 
 
 def stop_hint(specs: list[WorkerSpec], root: Path = REPO_ROOT) -> str:
-    pids = " ".join(f"$(cat {s.pid_path(root).relative_to(root)})" for s in specs)
+    pids = " ".join(f"$(cat {os.path.relpath(s.pid_path(root), root)})" for s in specs)
     return (
         f"stop the workers: for p in {pids}; do kill -TERM -- -$p; done "
         "(a worker may take ~40 s on SIGTERM and kills running flow runs; SIGKILL with -KILL)"
