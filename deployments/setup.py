@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None, *, discovery: Discovery | None = None) -
             print(f"  limits:  {shown}")
             print(f"  blocks:  python {' '.join(register_blocks_cmd()[1:])}")
             print(f"  deploy:  prefect --no-prompt deploy --all  (cwd {REPO_ROOT})")
+            print("  automation: gpuflows-crash-stale-flow-runs (stale heartbeat -> Crashed)")
             for w in [] if a.no_workers else workers:
                 env = " ".join(f"{k}={v!r}" for k, v in w.env.items())
                 print(f"  worker:  {env} python {' '.join(w.command[1:])}  > {w.log_path()}")
@@ -335,6 +336,10 @@ def main(argv: list[str] | None = None, *, discovery: Discovery | None = None) -
         print("blocks registered")
         _run(deploy_cmd(a.pool), url, "prefect deploy --all")
         print(f"deployments of {REPO_ROOT / 'prefect.yaml'} applied")
+        from deployments.automations import CRASH_AUTOMATION, ensure_crash_automation
+
+        ensure_crash_automation()
+        print(f"automation {CRASH_AUTOMATION}: present (stale heartbeat -> Crashed)")
         if a.no_workers:
             print("workers: not started (--no-workers)")
             return 0

@@ -193,3 +193,16 @@ def test_setup_creates_pool_and_deployments_idempotently(prefect_harness, capsys
     # GPUFLOWS_ROOT is set for the deploy, so this checkout's path is stored.
     assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(ROOT)
     assert "gpuflows-gpu-pool" in n_blocks
+
+
+def test_crash_automation_is_created_once(prefect_harness):
+    from prefect.client.orchestration import get_client
+
+    from deployments.automations import CRASH_AUTOMATION, crash_automation, ensure_crash_automation
+
+    first = ensure_crash_automation()
+    assert ensure_crash_automation() == first
+    with get_client(sync_client=True) as c:
+        assert len(c.read_automations_by_name(CRASH_AUTOMATION)) == 1
+    with pytest.raises(ValueError, match="within_s=30"):
+        crash_automation(30)

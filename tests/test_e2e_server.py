@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -74,41 +73,17 @@ def _counted_prefect_yaml(path: Path) -> Path:
 
 
 def create_zombie_automation(api_url: str, within_s: int = ZOMBIE_WITHIN_S) -> str:
-    """Prefect's documented zombie detection: a stale heartbeat marks the flow run Crashed."""
+    """The test's shorter window over the project's automation (setup installs the 90 s one)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.objects import StateType
-    from prefect.events.actions import ChangeFlowRunState
-    from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    automation = AutomationCore(
-        name="crash-zombie-flow-runs",
-        description="A flow run whose heartbeat stopped is Crashed (its process is gone).",
-        trigger=EventTrigger(
-            match={"prefect.resource.id": ["prefect.flow-run.*"]},
-            after={"prefect.flow-run.heartbeat"},
-            expect={
-                "prefect.flow-run.heartbeat",
-                "prefect.flow-run.Completed",
-                "prefect.flow-run.Failed",
-                "prefect.flow-run.Cancelled",
-                "prefect.flow-run.Crashed",
-            },
-            for_each={"prefect.resource.id"},
-            posture=Posture.Proactive,
-            threshold=1,
-            within=timedelta(seconds=within_s),
-        ),
-        actions=[
-            ChangeFlowRunState(
-                state=StateType.CRASHED,
-                message=f"no heartbeat for {within_s} s: the flow-run process is gone",
-            )
-        ],
-    )
+    from deployments.automations import CRASH_AUTOMATION, crash_automation
+
     with temporary_settings({PREFECT_API_URL: api_url}):
         with get_client(sync_client=True) as client:
-            return str(client.create_automation(automation))
+            for a in client.read_automations_by_name(CRASH_AUTOMATION):
+                client.delete_automation(a.id)
+            return str(client.create_automation(crash_automation(within_s)))
 
 
 @pytest.fixture(scope="module")
