@@ -1,0 +1,97 @@
+"""Micro-benchmark: one (series, m, tau) with E eps values, sweep engine vs reference per eps.
+
+For each N (embedded vectors) and each CPU backend of :func:`gpuflows.rqa_engine.sweep_histograms`
+it times the whole sweep (all eps at once) and reports R entries decided per second
+(``N^2 * E / time``, the unit AccRQA's per-configuration timings imply). The reference
+``gpuflows.rqa.rqa_metrics`` is called once per eps; above ``--reference-max-n`` it is timed on
+one eps and projected x E (it recomputes everything per eps, so that is its real cost).
+
+Usage:
+    python bench/rqa_engine_micro.py                      # N = 1000, 2000, 5000; d=2; m=3
+    python bench/rqa_engine_micro.py --sizes 2000 --m 6 --backends numba torch --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from gpuflows import rqa, rqa_engine  # noqa: E402
+
+
+def _best_s(fn, repeats: int) -> tuple[float, list[float]]:
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return min(samples), samples
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 5000])
+    ap.add_argument("--d", type=int, default=2, choices=[1, 2], help="components (2 = x+y)")
+    ap.add_argument("--m", type=int, default=3)
+    ap.add_argument("--tau", type=int, default=1)
+    ap.add_argument("--n-eps", type=int, default=17)
+    ap.add_argument("--backends", nargs="+", default=["numba", "numpy", "torch"])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--reference-max-n", type=int, default=1000)
+    ap.add_argument("--json", help="write the results here")
+    args = ap.parse_args(argv)
+
+    rng = np.random.default_rng(0)
+    eps = np.linspace(0.05, 0.85, args.n_eps)
+    backends = [b for b in args.backends if b != "numba" or rqa_engine.HAVE_NUMBA]
+    warm = rng.standard_normal((200, args.d))
+    for b in backends:  # JIT compile / first-call costs outside the timings
+        rqa_engine.sweep_histograms(warm, args.m, args.tau, eps, backend=b)
+    rows = []
+    print(f"d={args.d} m={args.m} tau={args.tau} E={args.n_eps} cpus={os.cpu_count()}")
+    print(f"{'N':>6} {'engine':>16} {'best_s':>9} {'R_entries_per_s':>16} {'vs_reference':>12}")
+    for N in args.sizes:
+        n = N + (args.m - 1) * args.tau
+        x = np.cumsum(rng.standard_normal((n, args.d)), axis=0)
+        E = args.n_eps
+        if N <= args.reference_max_n:
+            ref_s, _ = _best_s(
+                lambda x=x: [rqa.rqa_metrics(x, args.m, args.tau, e, 2) for e in eps], 1
+            )
+            ref_kind = "reference"
+        else:
+            one, _ = _best_s(
+                lambda x=x: rqa.rqa_metrics(x, args.m, args.tau, eps[args.n_eps // 2], 2), 1
+            )
+            ref_s, ref_kind = one * E, "reference(1eps x E)"
+        rows.append({"N": N, "engine": ref_kind, "best_s": ref_s, "speedup": 1.0})
+        print(f"{N:>6} {ref_kind:>16} {ref_s:>9.3f} {N * N * E / ref_s:>16.3g} {1.0:>12.1f}")
+        for b in backends:
+            best, samples = _best_s(
+                lambda x=x, b=b: rqa_engine.sweep_histograms(x, args.m, args.tau, eps, backend=b),
+                args.repeats,
+            )
+            rows.append({"N": N, "engine": b, "best_s": best, "samples_s": samples,
+                         "speedup": ref_s / best})  # fmt: skip
+            print(f"{N:>6} {b:>16} {best:>9.3f} {N * N * E / best:>16.3g} {ref_s / best:>12.1f}")
+    result = {
+        "params": vars(args),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "rows": rows,
+    }
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=2)
+    return result
+
+
+if __name__ == "__main__":
+    main()
