@@ -1,0 +1,496 @@
+"""RQA parameter sweep: our sweep engine vs pyunicorn and AccRQA on the same data and grid (CPU).
+
+In one process, on the synthetic gaze data (``gpuflows.gaze.generate_dataset``, 2 subjects per
+group = 6 subjects, 1,500 samples, series x, all z-scored once outside the timings and passed with
+normalisation off), every engine does the same work: for every (subject, m, tau, eps, l_min) of
+the grid m 1..4 x tau 1..2 x 5 eps x l_min 2..4 (v_min = 2, euclidean, Theiler 1), the measures
+RR, DET, L_mean, L_max, ENT, LAM, TT, V_max.
+
+* **pyunicorn 1.0.0** (the exactness anchor): ``RecurrencePlot`` built per combination, as a
+  per-combination pipeline does. It is slow, so only the first ``--pyunicorn-subjects`` subjects
+  are timed (all their combinations) and the time is scaled linearly to all subjects (stated in
+  the output and the JSON). Its values are compared with ours on every timed combination.
+* **AccRQA** (PyPI ``accrqa``, CPU OpenMP build): one ``DET`` call (all tau, m, l_min, eps) and one
+  ``LAM`` call (v_min = 2) per subject. Its conventions differ (``dist <= eps``; the line of
+  identity inside DET), so only the time of the same work is compared, not values. Its Python
+  API takes 1-D series only (a joint x/y series is refused). Skipped, saying why, if not
+  installed or failing.
+* **ours**: ``gpuflows.rqa_engine.sweep_histograms`` (numba backend) once per (subject, m, tau)
+  for all eps, then ``SweepHistograms.metrics(l_min)`` for every l_min. JIT compilation is done
+  before the timings. On two combinations the histograms are checked integer-identical to the
+  reference ``gpuflows.rqa.rqa_metrics``.
+
+Projection to the full grid (m 1..12 x tau 1..5 x 17 eps x l_min 2..11 = 10,200 combinations)
+on the seed-scale workload (60 subjects x 5,000 samples x series x, y, xy): ours from one
+(subject, series, m, tau) unit measured at n = 5,000 for d = 1 and d = 2 (the mean of the units
+(m, tau) = (1, 1) and (12, 5): the cost is linear in m), x 60 subjects x (2 d=1 + 1 d=2 series)
+x 60 (m, tau); pyunicorn from one combination timed at n = 5,000 ((m, tau) = (6, 3), middle eps),
+x 10,200 x 180; AccRQA from the same two units as ours, timed at n = 5,000 (DET over all 17 eps and
+10 l_min, LAM at v_min = 2), x 60 x 180 (its xy series priced as x: it cannot run them).
+
+    python bench/rqa_sweep_bench.py [--subjects-per-group 2] [--n-samples 1500]
+        [--pyunicorn-subjects 1] [--no-projection]
+
+Writes ``bench/results/rqa-sweep-cpu.json``; the last line printed is the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib.metadata
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+RESULT = REPO_ROOT / "bench" / "results" / "rqa-sweep-cpu.json"
+
+from gpuflows import gaze, rqa, rqa_engine  # noqa: E402
+
+FULL_M = range(1, 13)
+FULL_TAU = range(1, 6)
+FULL_EPS = np.linspace(0.05, 0.85, 17)
+FULL_LMIN = range(2, 12)
+FULL_COMBOS = len(FULL_M) * len(FULL_TAU) * len(FULL_EPS) * len(FULL_LMIN)  # 10,200
+SEED_SUBJECTS, SEED_SAMPLES, SEED_SERIES = 60, 5000, ("x", "y", "xy")
+V_MIN = 2
+
+
+def version(pkg: str) -> str | None:
+    try:
+        return importlib.metadata.version(pkg)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit() -> tuple[str, dict[str, Any]]:
+    from gpuflows.envlock import git_info
+
+    info = git_info(REPO_ROOT)
+    short = (info.commit or "unknown")[:7] + ("-dirty" if info.dirty else "")
+    return short, info.model_dump()
+
+
+def series_of(df, subject: str, name: str) -> np.ndarray:
+    s = df[df.subject_id == subject]
+    return s[["x", "y"]].to_numpy() if name == "xy" else s[name].to_numpy()
+
+
+# -- engines ------------------------------------------------------------------------------------
+
+
+def run_ours(z: np.ndarray, ms, taus, eps, lmins) -> dict:
+    out = {}
+    for m in ms:
+        for tau in taus:
+            h = rqa_engine.sweep_histograms(z, m, tau, eps, normalize=False, backend="numba")
+            for lm in lmins:
+                for e, row in zip(h.eps, h.metrics(lm, V_MIN), strict=True):
+                    out[(m, tau, float(e), lm)] = row
+    return out
+
+
+def pyunicorn_one(z: np.ndarray, m: int, tau: int, eps: float, lm: int) -> dict:
+    from pyunicorn.timeseries import RecurrencePlot
+
+    rp = RecurrencePlot(
+        z, dim=m, tau=tau, metric="euclidean", normalize=False, threshold=eps, silence_level=10
+    )
+    return {
+        "RR": rp.recurrence_rate(),
+        "DET": rp.determinism(l_min=lm),
+        "L_mean": rp.average_diaglength(l_min=lm),
+        "L_max": rp.max_diaglength(),
+        "ENT": rp.diag_entropy(l_min=lm),
+        "LAM": rp.laminarity(v_min=V_MIN),
+        "TT": rp.trapping_time(v_min=V_MIN),
+        "V_max": rp.max_vertlength(),
+    }
+
+
+def run_pyunicorn(z: np.ndarray, ms, taus, eps, lmins) -> dict:
+    return {
+        (m, tau, float(e), lm): pyunicorn_one(z, m, tau, float(e), lm)
+        for m in ms
+        for tau in taus
+        for e in eps
+        for lm in lmins
+    }
+
+
+def accrqa_mods():
+    import accrqa
+
+    return accrqa, accrqa.accrqaDistance("euclidean"), accrqa.accrqaCompPlatform("cpu")
+
+
+def run_accrqa(z: np.ndarray, ms, taus, eps, lmins):
+    """One DET call (every tau, m, l_min, eps) and one LAM call (v_min = 2) on a 1-D series."""
+    accrqa, dist, cpu = accrqa_mods()
+    ints = lambda v: np.asarray(list(v), dtype=np.intc)  # noqa: E731
+    t, m_, e_ = ints(taus), ints(ms), np.asarray(eps, dtype=np.float64)
+    det = accrqa.DET(
+        z, t, m_, ints(lmins), e_, dist, calculate_ENTR=True, comp_platform=cpu, tidy_data=False
+    )
+    lam = accrqa.LAM(
+        z, t, m_, ints([V_MIN]), e_, dist, calculate_ENTR=True, comp_platform=cpu, tidy_data=False
+    )
+    return det, lam
+
+
+def compare_pyunicorn(ours: dict, pyu: dict) -> dict:
+    """Ours vs pyunicorn on every timed combination: L_max, V_max exact; ratios to 1e-6
+    (pyunicorn adds 1e-8 to every denominator; NaN here where pyunicorn gives 0)."""
+    n = bad = 0
+    worst = 0.0
+    keys: set = set()
+    for key, p in pyu.items():
+        o = ours[key]
+        n += 1
+        ok = o["L_max"] == p["L_max"] and o["V_max"] == p["V_max"]
+        for k in ("RR", "DET", "L_mean", "ENT", "LAM", "TT"):
+            a, b = float(o[k]), float(p[k])
+            if math.isnan(a):
+                ok &= abs(b) < 1e-6  # 0/0: NaN here, ~0 in pyunicorn
+                continue
+            d = abs(a - b) / max(1.0, abs(a))
+            worst = max(worst, d)
+            ok &= d < 1e-6
+        bad += not ok
+        if not ok:
+            keys.add(key[:3])
+    return {"combinations": n, "mismatches": bad, "max_rel_diff": worst, "keys": keys}
+
+
+def explain_mismatch(z: np.ndarray, m: int, tau: int, eps: float) -> dict:
+    """Where pyunicorn's R differs from the float64 reference: entries and their |dist - eps|."""
+    from pyunicorn.timeseries import RecurrencePlot
+
+    rp = RecurrencePlot(
+        z, dim=m, tau=tau, metric="euclidean", normalize=False, threshold=eps, silence_level=10
+    )
+    v = rqa.embed(z, m, tau)
+    diff = rp.recurrence_matrix().astype(bool) != rqa.recurrence_matrix(v, eps).astype(bool)
+    i, j = np.nonzero(diff)
+    d = np.sqrt(((v[i] - v[j]) ** 2).sum(axis=1)) if i.size else np.zeros(0)
+    return {
+        "m": m,
+        "tau": tau,
+        "eps": eps,
+        "flipped_entries": int(i.size),
+        "max_abs_dist_minus_eps": float(np.abs(d - eps).max()) if i.size else None,
+        "float32_eps_rounds_to": float(np.float32(eps)),
+    }
+
+
+def check_reference(z: np.ndarray, combos, eps) -> list[dict]:
+    """Ours vs gpuflows.rqa.rqa_metrics: integer histograms identical, measures equal."""
+    rows = []
+    for m, tau, e_idx, lm in combos:
+        h = rqa_engine.sweep_histograms(z, m, tau, eps, normalize=False, backend="numba")
+        ref = rqa.rqa_metrics(z, m, tau, float(h.eps[e_idx]), lm, v_min=V_MIN, normalize=False)
+        mine = h.metrics(lm, V_MIN)[e_idx]
+        same_hist = np.array_equal(h.P_d[e_idx], ref["P_d"]) and np.array_equal(
+            h.P_v[e_idx], ref["P_v"]
+        )
+        same_vals = all(
+            (mine[k] == ref[k]) or (math.isnan(mine[k]) and math.isnan(ref[k]))
+            for k in ("RR", "DET", "L_max", "L_mean", "ENT", "LAM", "TT", "V_max")
+        )
+        rows.append(
+            {
+                "m": m,
+                "tau": tau,
+                "eps": float(h.eps[e_idx]),
+                "l_min": lm,
+                "N": h.N,
+                "histograms_identical": bool(same_hist),
+                "measures_identical": bool(same_vals),
+            }
+        )
+    return rows
+
+
+def timed(fn, *args):
+    t0 = time.perf_counter()
+    r = fn(*args)
+    return time.perf_counter() - t0, r
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--subjects-per-group", type=int, default=2)
+    ap.add_argument("--n-samples", type=int, default=1500)
+    ap.add_argument("--series", nargs="+", default=["x"], choices=["x", "y", "xy"])
+    ap.add_argument("--m", type=int, nargs="+", default=[1, 2, 3, 4])
+    ap.add_argument("--tau", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--eps", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5])
+    ap.add_argument("--l-min", type=int, nargs="+", default=[2, 3, 4])
+    ap.add_argument("--pyunicorn-subjects", type=int, default=1, help="timed, then scaled")
+    ap.add_argument("--no-projection", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULT)
+    a = ap.parse_args(argv)
+
+    import numba
+
+    from gpuflows.devices import cpu_name
+
+    t_start = time.perf_counter()
+    ms, taus, lmins = a.m, a.tau, a.l_min
+    eps = np.unique(np.asarray(a.eps, dtype=np.float64))
+    df = gaze.generate_dataset(a.subjects_per_group, a.n_samples, seed=0)
+    subjects = list(dict.fromkeys(df.subject_id))
+    data = {(s, name): rqa.zscore(series_of(df, s, name)) for s in subjects for name in a.series}
+    per_subject_series = len(ms) * len(taus) * len(eps) * len(lmins)
+    n_combos = per_subject_series * len(data)
+    print(
+        f"grid: {len(subjects)} subjects x series {a.series} x m {ms} x tau {taus} x "
+        f"{len(eps)} eps {eps.tolist()} x l_min {lmins} = {n_combos} combinations; "
+        f"n = {a.n_samples} samples; {cpu_name()} ({os.cpu_count()} cores, "
+        f"numba {numba.__version__} threads {numba.get_num_threads()})"
+    )
+    notes: list[str] = []
+
+    # ours (JIT warm-up first)
+    rqa_engine.sweep_histograms(np.random.default_rng(0).standard_normal(300), 2, 1, eps)
+    t_ours, ours = 0.0, {}
+    for key, z in data.items():
+        dt_, r = timed(run_ours, z, ms, taus, eps, lmins)
+        t_ours += dt_
+        ours[key] = r
+    print(f"ours (numba sweep_histograms + metrics per l_min): {t_ours:.3f} s")
+
+    z0 = data[(subjects[0], a.series[0])]
+    ref_rows = check_reference(z0, [(ms[-1], taus[-1], len(eps) // 2, lmins[0]), (1, 1, 0, 3)], eps)
+    ref_ok = all(r["histograms_identical"] and r["measures_identical"] for r in ref_rows)
+    print(f"ours == gpuflows.rqa.rqa_metrics (integer histograms, measures): {ref_ok} {ref_rows}")
+
+    # pyunicorn on a stated subset, scaled linearly
+    pyu_version = version("pyunicorn")
+    pyu_keys = [k for k in data if k[0] in subjects[: a.pyunicorn_subjects]]
+    t_pyu_meas, pyu_cmp = 0.0, {"combinations": 0, "mismatches": 0, "max_rel_diff": 0.0}
+    if pyu_version is None:
+        t_pyu = None
+        notes.append("pyunicorn not installed: skipped")
+    else:
+        pyunicorn_one(z0[:200], 1, 1, 0.3, 2)  # import and first-call costs outside the timing
+        for key in pyu_keys:
+            dt_, r = timed(run_pyunicorn, data[key], ms, taus, eps, lmins)
+            t_pyu_meas += dt_
+            c = compare_pyunicorn(ours[key], r)
+            pyu_cmp["combinations"] += c["combinations"]
+            pyu_cmp["mismatches"] += c["mismatches"]
+            pyu_cmp["max_rel_diff"] = max(pyu_cmp["max_rel_diff"], c["max_rel_diff"])
+            pyu_cmp.setdefault("explained", []).extend(
+                explain_mismatch(data[key], *k) for k in sorted(c["keys"])
+            )
+        pyu_timed = per_subject_series * len(pyu_keys)
+        t_pyu = t_pyu_meas * n_combos / pyu_timed
+        note = (
+            f"pyunicorn timed on {pyu_timed} of {n_combos} combinations (subjects "
+            f"{subjects[: a.pyunicorn_subjects]}, all their combinations), {t_pyu_meas:.2f} s, "
+            f"scaled linearly x {n_combos / pyu_timed:g}"
+        )
+        notes.append(note)
+        print(f"pyunicorn {pyu_version}, combination by combination: {t_pyu:.2f} s ({note})")
+        print(f"ours vs pyunicorn on those combinations: {pyu_cmp}")
+        if pyu_cmp["mismatches"]:
+            notes.append(
+                "ours vs pyunicorn: mismatching combinations come from recurrence entries that "
+                "pyunicorn decides differently; every flipped pair lies within float32 rounding of "
+                "eps (see exactness.ours_vs_pyunicorn.explained: pyunicorn 1.0.0 compares at "
+                "float32 precision there; ours and the reference use float64)"
+            )
+
+    # AccRQA
+    acc_version = version("accrqa")
+    t_acc, acc_why = None, None
+    if acc_version is None:
+        acc_why = "accrqa not installed (pip install accrqa): skipped"
+    else:
+        try:
+            accrqa_mods()
+            run_accrqa(z0[:200], [1], [1], eps[:1], [2])  # library load outside the timing
+            one_d = [k for k in data if data[k].ndim == 1]
+            if len(one_d) < len(data):
+                notes.append("AccRQA: joint xy series skipped (its Python API takes 1-D only)")
+            t_acc = 0.0
+            for key in one_d:
+                dt_, _ = timed(run_accrqa, data[key], ms, taus, eps, lmins)
+                t_acc += dt_
+            if not one_d:
+                t_acc, acc_why = None, "AccRQA: no 1-D series in the grid"
+            elif len(one_d) < len(data):
+                t_acc *= len(data) / len(one_d)
+                notes.append("AccRQA time scaled to all series from its 1-D ones")
+        except Exception as exc:  # record why and go on
+            t_acc, acc_why = None, f"AccRQA failed: {type(exc).__name__}: {exc}"
+    if acc_why:
+        notes.append(acc_why)
+        print(acc_why)
+    else:
+        print(f"AccRQA {acc_version} (cpu, DET + LAM per subject): {t_acc:.3f} s")
+
+    r_pyu = t_pyu / t_ours if t_pyu else None
+    r_acc = t_acc / t_ours if t_acc else None
+    print(
+        f"ratios: pyunicorn/ours {r_pyu and round(r_pyu, 1)}x (goal >= 100x), "
+        f"AccRQA/ours {r_acc and round(r_acc, 2)}x (goal >= 5x)"
+    )
+
+    # projection to the full grid on the seed-scale workload
+    proj: dict[str, Any] = {}
+    if not a.no_projection:
+        dfp = gaze.generate_dataset(1, SEED_SAMPLES, seed=0)
+        sp = list(dict.fromkeys(dfp.subject_id))[0]
+        zx, zxy = (rqa.zscore(series_of(dfp, sp, s)) for s in ("x", "xy"))
+        units = [(1, 1), (12, 5)]
+        unit_s = {}
+        for d, z in (("d1", zx), ("d2", zxy)):
+            ts = [timed(run_ours, z, [m], [tau], FULL_EPS, FULL_LMIN)[0] for m, tau in units]
+            unit_s[d] = float(np.mean(ts))
+            print(
+                f"ours unit n={SEED_SAMPLES} {d}: (m,tau)=(1,1) {ts[0]:.3f} s, (12,5) {ts[1]:.3f} s"
+            )
+        n_mt = len(FULL_M) * len(FULL_TAU)
+        ours_full = SEED_SUBJECTS * n_mt * (2 * unit_s["d1"] + unit_s["d2"])
+        proj["ours_s"] = ours_full
+        proj["ours_unit_d1_s"], proj["ours_unit_d2_s"] = unit_s["d1"], unit_s["d2"]
+        total_combos = FULL_COMBOS * SEED_SUBJECTS * len(SEED_SERIES)
+        if pyu_version is not None:
+            e_mid = float(FULL_EPS[len(FULL_EPS) // 2])
+            tp, _ = timed(pyunicorn_one, zx, 6, 3, e_mid, 2)
+            proj["pyunicorn_per_combination_s"] = tp
+            proj["pyunicorn_s"] = tp * total_combos
+            print(f"pyunicorn one combination n={SEED_SAMPLES} (m,tau)=(6,3): {tp:.3f} s")
+        if t_acc is not None:
+            ta = [timed(run_accrqa, zx, [m], [tau], FULL_EPS, FULL_LMIN)[0] for m, tau in units]
+            proj["accrqa_unit_s"] = float(np.mean(ta))
+            proj["accrqa_s"] = proj["accrqa_unit_s"] * n_mt * SEED_SUBJECTS * len(SEED_SERIES)
+            print(f"AccRQA unit n={SEED_SAMPLES} d1: (1,1) {ta[0]:.3f} s, (12,5) {ta[1]:.3f} s")
+        print(
+            f"full grid ({FULL_COMBOS} combinations x {SEED_SUBJECTS} subjects x "
+            f"{len(SEED_SERIES)} series, n = {SEED_SAMPLES}) projected on this CPU: "
+            f"ours {ours_full / 60:.1f} min"
+            + (f", pyunicorn {proj['pyunicorn_s'] / 3600:.0f} h" if "pyunicorn_s" in proj else "")
+            + (f", AccRQA {proj['accrqa_s'] / 60:.1f} min" if "accrqa_s" in proj else "")
+        )
+
+    def fig(v, unit):
+        return {"value": None if v is None else round(float(v), 4), "unit": unit}
+
+    figures = {
+        "ours_s": fig(t_ours, "s"),
+        "pyunicorn_s": fig(t_pyu, "s"),
+        "pyunicorn_measured_s": fig(t_pyu_meas if t_pyu else None, "s"),
+        "accrqa_s": fig(t_acc, "s"),
+        "ratio_pyunicorn": fig(r_pyu, "x"),
+        "ratio_accrqa": fig(r_acc, "x"),
+        "ours_per_combination_ms": fig(1e3 * t_ours / n_combos, "ms"),
+        "combinations": fig(n_combos, "count"),
+    }
+    if proj:
+        figures["full_grid_ours_projected_s"] = fig(proj["ours_s"], "s")
+        figures["full_grid_ours_unit_d1_s"] = fig(proj["ours_unit_d1_s"], "s")
+        figures["full_grid_ours_unit_d2_s"] = fig(proj["ours_unit_d2_s"], "s")
+        if "pyunicorn_s" in proj:
+            figures["full_grid_pyunicorn_projected_s"] = fig(proj["pyunicorn_s"], "s")
+            figures["full_grid_pyunicorn_per_combination_s"] = fig(
+                proj["pyunicorn_per_combination_s"], "s"
+            )
+            figures["full_grid_ratio_pyunicorn"] = fig(proj["pyunicorn_s"] / proj["ours_s"], "x")
+        if "accrqa_s" in proj:
+            figures["full_grid_accrqa_projected_s"] = fig(proj["accrqa_s"], "s")
+            figures["full_grid_accrqa_unit_s"] = fig(proj["accrqa_unit_s"], "s")
+            figures["full_grid_ratio_accrqa"] = fig(proj["accrqa_s"] / proj["ours_s"], "x")
+    commit, git = git_commit()
+    result = {
+        "name": "rqa-sweep",
+        "device": cpu_name(),
+        "cores": os.cpu_count(),
+        "versions": {
+            "pyunicorn": pyu_version,
+            "accrqa": acc_version,
+            "numba": numba.__version__,
+            "numpy": np.__version__,
+        },
+        "git_commit": commit,
+        "git": git,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "settings": {
+            "data": f"gpuflows.gaze.generate_dataset({a.subjects_per_group}, {a.n_samples}, seed=0)",
+            "subjects": len(subjects),
+            "series": a.series,
+            "m": ms,
+            "tau": taus,
+            "eps": eps.tolist(),
+            "l_min": lmins,
+            "v_min": V_MIN,
+            "metric": "euclidean",
+            "theiler": 1,
+            "normalize": "z-scored once outside the timings; engines run with it off",
+            "ours": "sweep_histograms(backend='numba') per (subject, series, m, tau), all eps; "
+            "metrics for every l_min",
+            "pyunicorn": "RecurrencePlot per combination: RR, DET, L_mean, L_max, ENT, LAM, TT, V_max",
+            "accrqa": "accrqa.DET (all tau, m, l_min, eps; ENTR on) + accrqa.LAM (v_min=2) per "
+            "subject, comp_platform cpu; conventions differ (<=, LOI in DET): time only",
+        },
+        "notes": notes,
+        "figures": figures,
+        "anchor": {
+            "pyunicorn": {"name": f"pyunicorn {pyu_version} per combination", "value": t_pyu},
+            "accrqa": {"name": f"AccRQA {acc_version} cpu", "value": t_acc, "why": acc_why},
+            "unit": "s",
+        },
+        "ratio": {"pyunicorn": r_pyu, "accrqa": r_acc},
+        "ratio_note": "anchor time / ours time, same data and grid",
+        "goals": {
+            "pyunicorn_100x": None if r_pyu is None else r_pyu >= 100,
+            "accrqa_5x": None if r_acc is None else r_acc >= 5,
+        },
+        "exactness": {
+            "ours_vs_reference": ref_rows,
+            "ours_vs_pyunicorn": pyu_cmp,
+        },
+        "projection": {
+            "workload": f"{FULL_COMBOS} combinations x {SEED_SUBJECTS} subjects x series "
+            f"{list(SEED_SERIES)}, n = {SEED_SAMPLES}",
+            "method": "ours: mean of units (m,tau)=(1,1),(12,5) at d=1 and d=2, x 60 subjects x "
+            "60 (m,tau) x (2 d1 + 1 d2); pyunicorn: one combination at (6,3) x all; AccRQA: mean "
+            "of the same two units (d=1, DET+LAM) x 60 (m,tau) x 180 (xy priced as x)",
+            **{k: v for k, v in proj.items()},
+        },
+        "wall_s": round(time.perf_counter() - t_start, 1),
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {a.out}")
+
+    def fmt(t, r):
+        return "n/a" if t is None else f"{t:.3g} s ({r:.1f}x)"
+
+    tail = f"; full grid projected {proj['ours_s'] / 60:.1f} min on this CPU" if proj else ""
+    if "pyunicorn_s" in proj:
+        tail += f" (pyunicorn {proj['pyunicorn_s'] / 3600:.0f} h"
+        tail += f", AccRQA {proj['accrqa_s'] / 60:.1f} min)" if "accrqa_s" in proj else ")"
+    print(
+        f"rqa_sweep: ours {t_ours:.2f} s, pyunicorn {fmt(t_pyu, r_pyu or 0)}, "
+        f"AccRQA {fmt(t_acc, r_acc or 0)}{tail}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
