@@ -21,9 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@$(BIN)/python -c "import prefect, torch; print('prefect', prefect.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"
 	@touch $@
 
-## demo: the main job on the embedded defaults (project-local SQLite Prefect, CPU if no GPU)
+## demo: the main jobs on the embedded defaults (project-local SQLite Prefect, CPU if no GPU)
 demo: $(STAMP)
 	$(BIN)/python -m flows.gpu_baseline
+	$(BIN)/python -m flows.rqa_sweep --preset smoke
 
 ## test: the whole suite (GPU tests skip without CUDA); what CI runs
 test: $(STAMP)

@@ -1,0 +1,470 @@
+"""``rqa-sweep``: RQA over a grid of (m, tau, eps, l_min), group statistics, a tiered summary.
+
+Seed 001's five steps per combination, sweep-aware: the distances of one (subject, series, m,
+tau) are computed once for every eps (:func:`gpuflows.rqa_engine.sweep_histograms`) and every
+l_min and v_min is read from the line histograms. Definitions (embedding, strict ``dist < eps``,
+Theiler window, DET/L/ENT/LAM/TT, NaN for 0/0) are those of :mod:`gpuflows.rqa`.
+
+1. RQA: one cached task per (m, tau) over all subjects and series (``tasks.rqa.rqa_mt``;
+   granularity from the measured task overhead, see that module). A killed run resumes: finished
+   (m, tau) tasks are cache hits.
+2. Merge: one tidy Parquet table ``rqa_sweep.parquet``: subject_id, group, series, m, tau, eps,
+   l_min, N, RR, DET, L_max, L_mean, DIV, ENT, LAM, TT, V_max (one row per subject x series x m
+   x tau x eps x l_min).
+3. Derived features (``features.parquet``, per subject x m x tau x eps x l_min, when the
+   series include x and y; NaN where a ratio is 0/0 or x/0):
+   ``DET_x_over_y`` = DET(x) / DET(y) (horizontal vs vertical determinism);
+   ``LAM_x_over_y`` = LAM(x) / LAM(y);
+   ``DET_joint_minus_marginal`` = DET(xy) - (DET(x) + DET(y)) / 2 and
+   ``RR_joint_minus_marginal`` = RR(xy) - (RR(x) + RR(y)) / 2 (needs xy too): how much the joint
+   2-D embedding adds beyond the two marginal series.
+4. Statistics (``stats.parquet``): per combination x measure, Kruskal-Wallis H, p and
+   epsilon^2; pairwise Mann-Whitney U with Cliff's delta (:mod:`gpuflows.rqa_stats`);
+   Benjamini-Hochberg q over the whole sweep, per test. Measures that do not depend on l_min
+   (RR, L_max, DIV, LAM, TT, V_max) are tested once, at the smallest l_min, so identical tests
+   do not inflate the FDR family.
+5. Plots: ``effect_heatmap.png`` (epsilon^2 over (m, tau) x eps for the best measure, series and
+   l_min) and ``top_distributions.png`` (per-group values of the 3 best combinations).
+
+Summary artifact ``rqa-sweep-summary`` (Trust Tier: synthetic data -> T1), progress artifact
+``rqa-sweep-progress`` (combinations done / total, ETA), GPU monitor ``rqa-sweep-monitor``.
+
+    python -m flows.rqa_sweep --preset smoke
+    python -m flows.rqa_sweep --preset seed-test --device cuda
+    python -m flows.rqa_sweep --data gaze.parquet --m 1 2 3 --tau 1 --eps 0.1 0.2 --l-min 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from gpuflows import gaze
+from gpuflows.checks import CheckResult
+from gpuflows.digest import file_digest
+from gpuflows.envlock import build_lock
+from gpuflows.faults import InputError
+from gpuflows.gaze_schema import GROUPS, dataset_ref, load_gaze, validate_gaze
+from gpuflows.io import atomic_write_parquet
+from gpuflows.rqa_engine import MAX_EPS
+from gpuflows.rqa_stats import adjust_fdr, group_statistics
+from gpuflows.trust import Evidence, assess
+from tasks.hardware import pick_device
+from tasks.monitoring import gpu_monitor
+from tasks.progress import RunProgress
+from tasks.reports import publish_tiered_report, run_dir
+from tasks.rqa import KEY_SEP, L_MIN_FREE, METRIC_NAMES, rqa_mt
+
+SUMMARY_KEY = "rqa-sweep-summary"
+PROGRESS_KEY = "rqa-sweep-progress"
+MONITOR_KEY = "rqa-sweep-monitor"
+DEFAULT_MAX_COMBINATIONS = 10_200
+"""Largest grid (m x tau x eps x l_min) run without raising ``max_combinations``: the full grid."""
+TOP_N = 3
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # tiny: 9 synthetic subjects x 300 samples, 3 x 2 x 3 x 2 = 36 combinations
+    "smoke": {"m": [1, 2, 3], "tau": [1, 2], "eps": [0.1, 0.3, 0.6], "l_min": [2, 3]},
+    # the seed's benchmark: m = 1..12, tau = 1, eps = 0.06, l_min = 2
+    "seed-test": {"m": list(range(1, 13)), "tau": [1], "eps": [0.06], "l_min": [2]},
+    # 12 x 5 x 17 x 10 = 10,200 combinations; eps 0.02..0.34 in steps of 0.02 (z-score units)
+    "full": {
+        "m": list(range(1, 13)),
+        "tau": list(range(1, 6)),
+        "eps": [round(0.02 * k, 2) for k in range(1, 18)],
+        "l_min": list(range(2, 12)),
+    },
+}
+GAZE_SIZE = {"smoke": "smoke", "seed-test": "seed", "full": "seed"}
+"""Size of the embedded synthetic dataset per preset (``gpuflows.gaze.PRESETS``)."""
+
+PosInt = Annotated[int, Field(ge=1)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class RqaSweepParams(BaseModel):
+    """Parameters of ``rqa-sweep`` (the form in the Prefect UI). Unknown names are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data_path: str | None = Field(
+        None, description="Gaze file (Parquet or CSV, gpuflows.gaze_schema); empty: synthetic."
+    )
+    preset: Literal["smoke", "seed-test", "full"] = Field(
+        "smoke", description="Grid (and synthetic data size) unless overridden below."
+    )
+    m: list[PosInt] | None = Field(None, min_length=1, description="Embedding dimensions.")
+    tau: list[PosInt] | None = Field(None, min_length=1, description="Delays in samples.")
+    eps: list[PosFloat] | None = Field(
+        None, min_length=1, max_length=MAX_EPS, description="Radii > 0 (z-score units)."
+    )
+    l_min: list[PosInt] | None = Field(None, min_length=1, description="Minimum diagonal lines.")
+    v_min: int = Field(2, ge=1, description="Minimum vertical line length (LAM, TT).")
+    series: list[Literal["x", "y", "xy"]] = Field(
+        default_factory=lambda: ["x", "y", "xy"],
+        min_length=1,
+        description="Series analysed: x, y, and the joint 2-D (x, y) embedding.",
+    )
+    metric: Literal["euclidean", "supremum", "manhattan"] = Field(
+        "euclidean", description="Distance between embedded vectors."
+    )
+    theiler: int = Field(1, ge=0, description="Theiler window w (1 = exclude only the LOI).")
+    normalize: bool = Field(True, description="Z-score each series (population std) first.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="'auto' (GPU if any, else CPU, recorded), 'cpu' or 'cuda'."
+    )
+    max_combinations: int = Field(
+        DEFAULT_MAX_COMBINATIONS,
+        ge=1,
+        description="Guard: a larger m x tau x eps x l_min grid fails unless this is raised.",
+    )
+    seed: int = Field(0, ge=0, description="Seed of the synthetic generator and of the lock.")
+    monitor_interval_s: float = Field(1.0, gt=0, description="GPU monitor sampling interval.")
+
+    @model_validator(mode="after")
+    def _grid(self) -> RqaSweepParams:
+        for name in ("m", "tau", "eps", "l_min"):
+            values = getattr(self, name)
+            values = PRESETS[self.preset][name] if values is None else values
+            setattr(self, name, sorted(set(values)))
+        if len(set(self.series)) != len(self.series):
+            raise ValueError(f"series={self.series}: list each series once")
+        n = self.n_combinations
+        if n > self.max_combinations:
+            raise ValueError(
+                f"max_combinations: the grid has {n:,} combinations (m x tau x eps x l_min) > "
+                f"max_combinations={self.max_combinations:,}; narrow the grid or raise "
+                "max_combinations explicitly"
+            )
+        return self
+
+    @property
+    def n_combinations(self) -> int:
+        return len(self.m) * len(self.tau) * len(self.eps) * len(self.l_min)
+
+    @property
+    def min_length(self) -> int:
+        """Shortest series the grid allows: (m_max - 1) * tau_max + 2."""
+        return (max(self.m) - 1) * max(self.tau) + 2
+
+
+def _load(p: RqaSweepParams) -> tuple[pd.DataFrame, Any, bool]:
+    if p.data_path:
+        frame = load_gaze(p.data_path, min_length=p.min_length)
+        ref = dataset_ref(frame, Path(p.data_path).name, file_digest(p.data_path)[:12], False)
+        return frame, ref, False
+    frame = validate_gaze(
+        gaze.generate_preset(GAZE_SIZE[p.preset], seed=p.seed), min_length=p.min_length
+    )
+    ref = dataset_ref(
+        frame,
+        gaze.DATASET_NAME,
+        gaze.DATASET_VERSION,
+        True,
+        f"gpuflows.gaze preset {GAZE_SIZE[p.preset]!r}, seed {p.seed}",
+    )
+    return frame, ref, True
+
+
+def _series_arrays(frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarray]:
+    out = {}
+    for sid, sub in frame.groupby("subject_id", sort=False):
+        xy = sub[["x", "y"]].to_numpy(np.float64)
+        arrays = {"x": xy[:, 0].copy(), "y": xy[:, 1].copy(), "xy": xy}
+        for name in names:
+            out[f"{sid}{KEY_SEP}{name}"] = np.ascontiguousarray(arrays[name])
+    return out
+
+
+def derive_features(tidy: pd.DataFrame) -> pd.DataFrame:
+    """Derived features (module docstring, step 3), long format: ``..., feature, value``."""
+    keys = ["subject_id", "group", "m", "tau", "eps", "l_min"]
+    wide = tidy.pivot_table(index=keys, columns="series", values=["DET", "LAM", "RR"], dropna=False)
+    have = set(tidy["series"])
+    feats = pd.DataFrame(index=wide.index)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if {"x", "y"} <= have:
+            for met in ("DET", "LAM"):
+                ratio = wide[(met, "x")] / wide[(met, "y")]
+                feats[f"{met}_x_over_y"] = ratio.where(np.isfinite(ratio))
+        if {"x", "y", "xy"} <= have:
+            for met in ("DET", "RR"):
+                marg = (wide[(met, "x")] + wide[(met, "y")]) / 2
+                feats[f"{met}_joint_minus_marginal"] = wide[(met, "xy")] - marg
+    if feats.shape[1] == 0:
+        return pd.DataFrame(columns=[*keys, "feature", "value"])
+    return feats.reset_index().melt(id_vars=keys, var_name="feature", value_name="value")
+
+
+def sweep_statistics(tidy: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
+    """Group statistics for every combination x measure (and derived feature), BH over all."""
+    combo = ["series", "m", "tau", "eps", "l_min"]
+    l0 = tidy["l_min"].min()
+    dep = [c for c in METRIC_NAMES if c not in L_MIN_FREE]
+    parts = [
+        group_statistics(tidy, dep, combo, fdr=False),
+        group_statistics(tidy[tidy["l_min"] == l0], list(L_MIN_FREE), combo, fdr=False),
+    ]
+    if len(features):
+        f = features.assign(series="derived").pivot_table(
+            index=["subject_id", "group", *combo], columns="feature", values="value", dropna=False
+        )
+        f = f.reset_index()
+        parts.append(group_statistics(f, [c for c in f.columns if c not in (
+            "subject_id", "group", *combo)], combo, fdr=False))  # fmt: skip
+    return adjust_fdr(pd.concat(parts, ignore_index=True))
+
+
+def _plots(tidy, features, stats, out: Path) -> tuple[list[str], pd.DataFrame]:
+    """Effect-size heatmap over the grid and per-group distributions of the top combinations."""
+    from matplotlib.figure import Figure
+
+    kw = stats[(stats["test"] == "kruskal_wallis") & stats["effect"].notna()]
+    top = kw.sort_values(["effect", "p"], ascending=[False, True]).head(TOP_N)
+    if top.empty:
+        return [], top
+    best = top.iloc[0]
+    cell = kw[
+        (kw["series"] == best["series"])
+        & (kw["metric"] == best["metric"])
+        & (kw["l_min"] == (best["l_min"] if best["metric"] not in L_MIN_FREE else kw["l_min"]))
+    ]
+    grid = cell.pivot_table(index=["m", "tau"], columns="eps", values="effect", aggfunc="max")
+    fig = Figure(figsize=(max(6.0, 2.5 + 0.5 * grid.shape[1]), 1.5 + 0.35 * grid.shape[0]))
+    ax = fig.add_subplot()
+    im = ax.imshow(grid.to_numpy(), aspect="auto", cmap="viridis", vmin=0)
+    ax.set_xticks(range(grid.shape[1]), [f"{e:g}" for e in grid.columns], rotation=90)
+    ax.set_yticks(range(grid.shape[0]), [f"m={m} τ={t}" for m, t in grid.index])
+    ax.set_xlabel("ε")
+    ax.set_title(f"KW ε² of {best['metric']} ({best['series']}, l_min={best['l_min']})", fontsize=9)
+    fig.colorbar(im, ax=ax, label="ε² (Kruskal-Wallis)")
+    fig.tight_layout()
+    heat = out / "effect_heatmap.png"
+    fig.savefig(heat, dpi=100)
+
+    fig = Figure(figsize=(4 * len(top), 3.5))
+    for i, (_, r) in enumerate(top.iterrows()):
+        ax = fig.add_subplot(1, len(top), i + 1)
+        if r["series"] == "derived":
+            src = features[features["feature"] == r["metric"]].rename(columns={"value": "v"})
+        else:
+            src = tidy[tidy["series"] == r["series"]].rename(columns={r["metric"]: "v"})
+        sel = src[(src["m"] == r["m"]) & (src["tau"] == r["tau"]) & (src["eps"] == r["eps"])]
+        if r["metric"] not in L_MIN_FREE:
+            sel = sel[sel["l_min"] == r["l_min"]]
+        else:
+            sel = sel[sel["l_min"] == sel["l_min"].min()]
+        data = [sel.loc[sel["group"] == g, "v"].dropna().to_numpy() for g in GROUPS]
+        ax.boxplot(data, tick_labels=list(GROUPS))
+        for j, d in enumerate(data):
+            ax.plot(np.full(d.size, j + 1.0), d, "o", alpha=0.6)
+        ax.set_title(
+            f"{r['metric']} {r['series']} m={r['m']} τ={r['tau']} ε={r['eps']:g} l={r['l_min']}"
+            f"\nε²={r['effect']:.2f} q={r['q']:.2g}",
+            fontsize=8,
+        )
+    fig.tight_layout()
+    dist = out / "top_distributions.png"
+    fig.savefig(dist, dpi=100)
+    return [str(heat), str(dist)], top
+
+
+def _summary_md(p, stats, top, n_subjects, device_used, backend, plots) -> str:
+    kw = stats[(stats["test"] == "kruskal_wallis") & stats["effect"].notna()]
+    lines = [
+        f"Grid: m={p.m}, τ={p.tau}, ε={p.eps}, l_min={p.l_min}, v_min={p.v_min} "
+        f"({p.n_combinations:,} combinations) × series {p.series}; metric {p.metric}, "
+        f"Theiler {p.theiler}, z-score {p.normalize}.",
+        f"Subjects: {n_subjects}. Device used: {device_used} (backend {backend}).",
+        "",
+        "## Best-separating combinations (Kruskal-Wallis ε², BH q across the whole sweep)",
+        "",
+        "| rank | measure | series | m | τ | ε | l_min | H | p | q | ε² |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    best10 = kw.sort_values(["effect", "p"], ascending=[False, True]).head(10)
+    for i, (_, r) in enumerate(best10.iterrows(), 1):
+        lines.append(
+            f"| {i} | {r['metric']} | {r['series']} | {r['m']} | {r['tau']} | {r['eps']:g} | "
+            f"{r['l_min']} | {r['statistic']:.3g} | {r['p']:.3g} | {r['q']:.3g} | "
+            f"{r['effect']:.3f} |"
+        )
+    lines += ["", "## Mean ε² by parameter value (all measures and series)", ""]
+    for par in ("m", "tau", "eps", "l_min"):
+        mean = kw.groupby(par)["effect"].mean()
+        if len(mean):
+            vals = ", ".join(f"{k:g}: {v:.3f}" for k, v in mean.items())
+            lines.append(f"- **{par}** (best {mean.idxmax():g}): {vals}")
+    n_sig = int((kw["q"] < 0.05).sum())
+    lines += [
+        "",
+        f"Kruskal-Wallis tests with q < 0.05: {n_sig} of {len(kw)}.",
+        "",
+        "Plots: " + ", ".join(f"`{x}`" for x in plots) if plots else "Plots: none (no test).",
+    ]
+    return "\n".join(lines)
+
+
+@flow(name="rqa-sweep", log_prints=True)
+def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # noqa: B008
+    """RQA parameter sweep: exact sweep-aware RQA, tidy table, group statistics, tiered summary."""
+    log = get_run_logger()
+    p = params
+    frame, ref, synthetic = _load(p)  # bad data fails here, before any compute
+    choice = pick_device(p.device)
+    lock = build_lock(seed=p.seed, dataset=ref, device=choice, parameters=p.model_dump(mode="json"))
+    series = _series_arrays(frame, list(p.series))
+    groups = frame.drop_duplicates("subject_id").set_index("subject_id")["group"]
+    out = run_dir("rqa-sweep")
+    out.mkdir(parents=True, exist_ok=True)
+    per_task = len(p.eps) * len(p.l_min)
+    progress = RunProgress(
+        PROGRESS_KEY, total=p.n_combinations, what="combinations", min_interval_s=0.0
+    )
+    results = []
+    with gpu_monitor(
+        interval_s=p.monitor_interval_s,
+        key=MONITOR_KEY,
+        title=f"rqa-sweep on {choice.device}",
+    ):
+        for m in p.m:
+            for tau in p.tau:
+                results.append(
+                    rqa_mt(
+                        series,
+                        m,
+                        tau,
+                        list(p.eps),
+                        list(p.l_min),
+                        p.v_min,
+                        p.metric,
+                        p.theiler,
+                        p.normalize,
+                        choice,
+                    )  # fmt: skip
+                )
+                progress.advance(per_task)
+
+    tidy = pd.concat([pd.DataFrame(r["columns"]) for r in results], ignore_index=True)
+    tidy.insert(1, "group", tidy["subject_id"].map(groups))
+    tidy = tidy.sort_values(
+        ["subject_id", "series", "m", "tau", "eps", "l_min"], kind="stable"
+    ).reset_index(drop=True)
+    table = atomic_write_parquet(out / "rqa_sweep.parquet", tidy)
+    features = derive_features(tidy)
+    atomic_write_parquet(out / "features.parquet", features)
+    stats = sweep_statistics(tidy, features)
+    atomic_write_parquet(out / "stats.parquet", stats)
+    plots, top = _plots(tidy, features, stats, out)
+
+    device_used = ",".join(sorted({r["device"] for r in results}))
+    backend = ",".join(sorted({r["backend"] for r in results}))
+    fallbacks = [f for r in results for f in r["fallbacks"]]
+    expected = len(series) * p.n_combinations
+    n_subjects = int(frame["subject_id"].nunique())
+    evidence = Evidence(
+        synthetic_data=synthetic,
+        data_note=(
+            "synthetic gaze from gpuflows.gaze (model parameters invented)"
+            if synthetic
+            else f"gaze file {p.data_path}"
+        ),
+        lock=lock,
+        sample_size=n_subjects,
+        integrity=[
+            CheckResult(
+                name="sweep_complete",
+                passed=len(tidy) == expected,
+                numbers={"rows": len(tidy), "expected": expected},
+                reason=f"{len(tidy)} of {expected} subject x series x combination rows",
+            )
+        ],
+        measured_device="cuda" if "cuda" in device_used else "cpu",
+        target_device="cuda",
+    )
+    assessment = assess(evidence)
+    body = _summary_md(p, stats, top, n_subjects, device_used, backend, plots)
+    if synthetic:
+        body = (
+            "Data: **synthetic** gaze (`gpuflows.gaze`, invented group parameters): a test of "
+            "the pipeline, not of the disease.\n\n" + body
+        )
+    if fallbacks:
+        body += f"\n\nOOM fallbacks: {len(fallbacks)} failed attempt(s), see report.json."
+    published = publish_tiered_report(
+        key=SUMMARY_KEY,
+        title="RQA parameter sweep",
+        body_md=body,
+        assessment=assessment,
+        lock=lock,
+        payload={
+            "table": str(table),
+            "plots": plots,
+            "rows": len(tidy),
+            "device_used": device_used,
+            "backend": backend,
+            "fallbacks": fallbacks,
+            "task_seconds": [r["seconds"] for r in results],
+        },
+        out_dir=out,
+    )
+    log.info("rqa-sweep: %s, %d rows -> %s", assessment.tier.value, len(tidy), table)
+    return {
+        "tier": assessment.tier.value,
+        "table": str(table),
+        "features": str(out / "features.parquet"),
+        "stats": str(out / "stats.parquet"),
+        "plots": plots,
+        "report": published,
+        "results_dir": str(out),
+        "rows": len(tidy),
+        "device": device_used,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m flows.rqa_sweep", description=__doc__.split("\n\n")[0]
+    )
+    ap.add_argument("--preset", default="smoke", choices=sorted(PRESETS))
+    ap.add_argument("--data", default=None, help="gaze Parquet/CSV (default: synthetic)")
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--m", type=int, nargs="+")
+    ap.add_argument("--tau", type=int, nargs="+")
+    ap.add_argument("--eps", type=float, nargs="+")
+    ap.add_argument("--l-min", type=int, nargs="+")
+    ap.add_argument("--series", nargs="+", default=["x", "y", "xy"])
+    ap.add_argument("--max-combinations", type=int, default=DEFAULT_MAX_COMBINATIONS)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    try:
+        params = RqaSweepParams(
+            data_path=a.data, preset=a.preset, device=a.device, m=a.m, tau=a.tau, eps=a.eps,
+            l_min=a.l_min, series=a.series, max_combinations=a.max_combinations, seed=a.seed,
+        )  # fmt: skip
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        out = rqa_sweep(params)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"\nrqa-sweep finished: {out['tier']} on {out['device']}, {out['rows']:,} rows")
+    print(f"  table:     {out['table']}")
+    print(f"  stats:     {out['stats']}")
+    print(f"  plots:     {', '.join(out['plots'])}")
+    print(f"  report:    {out['report']['markdown']}")
+    print(f"  artifacts: {SUMMARY_KEY}, {PROGRESS_KEY}, {MONITOR_KEY}-summary")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

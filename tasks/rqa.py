@@ -1,0 +1,170 @@
+"""Tasks of the ``rqa-sweep`` flow: one cached task per (m, tau) over every subject and series.
+
+Granularity: the overhead benchmark (README, "Caching and resume") measured 4.8 ms per uncached
+task and 7.7 ms per cache hit on this 2-core host; a task should carry seconds of work. One
+(series, m, tau) at smoke scale (N <= 300) takes milliseconds, and even at seed scale
+(N ~ 5,000) a few hundred ms on the CPU and far less on a GPU, so every subject and series of
+one (m, tau) is batched into one task: 60 tasks for the full 10,200-combination grid, each
+computing all eps (one distance pass) and reading every l_min from the histograms.
+
+The cache key is the house policy: the series arrays by content digest, the grid, the options,
+the task source and the kernel version. The device is left out of the key: float64 results are
+integer-identical on every backend (``gpuflows.rqa_engine``), so a resumed run may use another.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+from prefect import get_run_logger, task
+
+from gpuflows import rqa_engine
+from gpuflows.budget import VramEstimate
+from gpuflows.devices import DeviceChoice
+from gpuflows.faults import run_with_oom_fallback
+from tasks.caching import house_cache_policy
+from tasks.retries import retry_options
+from tasks.vram import vram_budget
+
+METRIC_NAMES = ("RR", "DET", "L_max", "L_mean", "DIV", "ENT", "LAM", "TT", "V_max")
+"""RQA measures in the sweep table (definitions: :mod:`gpuflows.rqa`)."""
+L_MIN_FREE = ("RR", "L_max", "DIV", "LAM", "TT", "V_max")
+"""Measures that do not depend on l_min (tested once per (series, m, tau, eps))."""
+KEY_SEP = "|"
+"""Separator of ``subject_id`` and series name in the task's input keys."""
+
+#: Real executions of :func:`rqa_mt` in this process (tests count re-runs with it).
+EXECUTIONS: list[tuple[int, int]] = []
+
+
+def cpu_backend() -> str:
+    """The exact CPU backend used here: numba when installed, else vectorised NumPy."""
+    return "numba" if rqa_engine.HAVE_NUMBA else "numpy"
+
+
+def estimate_vram(series: dict[str, np.ndarray], m: int, tau: int, n_eps: int) -> VramEstimate:
+    """Peak device bytes of the largest series of one (m, tau) task, at the torch default tile."""
+    from gpuflows import rqa_torch
+
+    worst, basis = 0, "no series"
+    budget = rqa_torch.DEFAULT_BUDGET_BYTES["cuda"]
+    for key, arr in series.items():
+        n = int(arr.shape[0])
+        d = 1 if arr.ndim == 1 else int(arr.shape[1])
+        N = n - (m - 1) * tau
+        tile = rqa_torch.choose_tile(N, d, n_eps, n, "float64", budget)
+        b = rqa_torch.estimate_bytes(N, d, tile, n_eps, n=n)
+        if b > worst:
+            worst, basis = (
+                b,
+                f"rqa_torch.estimate_bytes(N={N}, d={d}, tile={tile}, E={n_eps}) of {key}",
+            )
+    return VramEstimate(nbytes=worst, basis=basis)
+
+
+def _sweep_one(arr, m, tau, eps, *, metric, theiler, normalize, tile, device):
+    if device.startswith("cuda"):
+        import torch
+
+        return rqa_engine.sweep_histograms(
+            arr, m, tau, eps, metric=metric, theiler=theiler, normalize=normalize,
+            backend="torch", tile=tile, device=torch.device(device),
+        )  # fmt: skip
+    return rqa_engine.sweep_histograms(
+        arr, m, tau, eps, metric=metric, theiler=theiler, normalize=normalize,
+        backend=cpu_backend(),
+    )  # fmt: skip
+
+
+@task(
+    cache_policy=house_cache_policy(exclude=("choice",)),
+    task_run_name="rqa-m{m}-tau{tau}",
+    **retry_options(retries=2),
+)
+def rqa_mt(
+    series: dict[str, np.ndarray],
+    m: int,
+    tau: int,
+    eps: list[float],
+    l_min: list[int],
+    v_min: int,
+    metric: str,
+    theiler: int,
+    normalize: bool,
+    choice: DeviceChoice,
+) -> dict[str, Any]:
+    """RQA measures of every ``"subject|series"`` array for one (m, tau), all eps x l_min.
+
+    Returns plain JSON data: ``columns`` (tidy, one entry per key x eps x l_min: subject_id,
+    series, m, tau, eps, l_min, N and :data:`METRIC_NAMES`), ``backend``, ``device`` (used),
+    ``fallbacks`` (OOM attempts that failed) and ``seconds``.
+    """
+    t0 = time.perf_counter()
+    cols: dict[str, list] = {
+        k: [] for k in ("subject_id", "series", "m", "tau", "eps", "l_min", "N", *METRIC_NAMES)
+    }
+    backends, failed = set(), []
+    devices_used = set()
+    for key, arr in series.items():
+        subject, name = key.split(KEY_SEP, 1)
+        est = estimate_vram({key: arr}, m, tau, len(eps)) if choice.kind == "cuda" else None
+        if est is not None:
+            from gpuflows import rqa_torch
+
+            n = int(arr.shape[0])
+            d = 1 if arr.ndim == 1 else int(arr.shape[1])
+            N = n - (m - 1) * tau
+            tile0 = rqa_torch.choose_tile(
+                N, d, len(eps), n, "float64", rqa_torch.DEFAULT_BUDGET_BYTES["cuda"]
+            )
+            with vram_budget(est, device=choice):
+                h, rec = run_with_oom_fallback(
+                    lambda tile, dev, arr=arr: _sweep_one(
+                        arr,
+                        m,
+                        tau,
+                        eps,
+                        metric=metric,
+                        theiler=theiler,
+                        normalize=normalize,
+                        tile=tile,
+                        device=dev,
+                    ),  # fmt: skip
+                    batch_size=tile0,
+                    device=choice.device,
+                    min_batch_size=16,
+                )
+            failed += [a.model_dump() for a in rec.attempts if not a.ok]
+            devices_used.add(rec.final.device)
+        else:
+            h = _sweep_one(
+                arr, m, tau, eps, metric=metric, theiler=theiler, normalize=normalize,
+                tile=None, device="cpu",
+            )  # fmt: skip
+            devices_used.add("cpu")
+        backends.add(h.backend)
+        for lm in l_min:
+            for row in h.metrics(lm, v_min):
+                cols["subject_id"].append(subject)
+                cols["series"].append(name)
+                cols["m"].append(m)
+                cols["tau"].append(tau)
+                cols["l_min"].append(int(lm))
+                for k in ("eps", "N", *METRIC_NAMES):
+                    v = row[k]
+                    cols[k].append(float(v) if isinstance(v, float | np.floating) else int(v))
+    EXECUTIONS.append((m, tau))
+    seconds = time.perf_counter() - t0
+    get_run_logger().info(
+        "m=%d tau=%d: %d series x %d eps x %d l_min in %.2f s (%s)",
+        m, tau, len(series), len(eps), len(l_min), seconds, ",".join(sorted(backends)),
+    )  # fmt: skip
+    return {
+        "columns": cols,
+        "backend": ",".join(sorted(backends)),
+        "device": ",".join(sorted(devices_used)),
+        "fallbacks": failed,
+        "seconds": seconds,
+    }

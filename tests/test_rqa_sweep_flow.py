@@ -1,0 +1,169 @@
+"""rqa-sweep end to end on the CPU (smoke preset): tidy table vs the reference, artifacts,
+cache hits on a re-run, and bad input failing before any compute."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from flows.rqa_sweep import PROGRESS_KEY, SUMMARY_KEY, RqaSweepParams, rqa_sweep
+from gpuflows import gaze
+from gpuflows.faults import InputError
+from gpuflows.rqa import rqa_metrics
+from tasks import rqa as rqa_tasks
+from tasks.artifacts import read_artifacts
+from tasks.rqa import METRIC_NAMES
+
+SMOKE = RqaSweepParams(preset="smoke", device="cpu", monitor_interval_s=0.2)
+
+
+@pytest.fixture(scope="module")
+def smoke_run(prefect_harness):
+    before = len(rqa_tasks.EXECUTIONS)
+    out = rqa_sweep(SMOKE)
+    return out, len(rqa_tasks.EXECUTIONS) - before
+
+
+def test_smoke_runs_end_to_end_with_artifacts(smoke_run):
+    out, executed = smoke_run
+    assert executed == len(SMOKE.m) * len(SMOKE.tau)
+    assert out["tier"] == "T1-Indicative" and out["device"] == "cpu"
+    summary = read_artifacts(SUMMARY_KEY)[0].data
+    assert "T1-Indicative" in summary and "synthetic" in summary
+    assert "Best-separating combinations" in summary
+    progress = read_artifacts(PROGRESS_KEY)[0]
+    assert float(progress.data) == pytest.approx(100.0)
+    assert "36/36 combinations" in progress.description
+    assert len(out["plots"]) == 2
+
+
+def test_tidy_table_has_one_row_per_cell_and_matches_reference(smoke_run):
+    out, _ = smoke_run
+    tidy = pd.read_parquet(out["table"])
+    n_sub = 3 * gaze.PRESETS["smoke"].n_per_group
+    assert len(tidy) == n_sub * 3 * SMOKE.n_combinations
+    keys = ["subject_id", "series", "m", "tau", "eps", "l_min"]
+    assert not tidy.duplicated(keys).any()
+    assert set(tidy["group"]) == {"control", "mci", "ad"}
+    frame = gaze.generate_preset("smoke", seed=0)
+    for _, row in tidy.sample(6, random_state=1).iterrows():
+        sub = frame[frame["subject_id"] == row["subject_id"]]
+        series = {"x": sub["x"], "y": sub["y"], "xy": sub[["x", "y"]]}[row["series"]]
+        ref = rqa_metrics(
+            series.to_numpy(np.float64), int(row["m"]), int(row["tau"]), row["eps"],
+            int(row["l_min"]),
+        )  # fmt: skip
+        got = [row[k] for k in ("N", *METRIC_NAMES)]
+        want = [ref[k] for k in ("N", *METRIC_NAMES)]
+        np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+    stats = pd.read_parquet(out["stats"])
+    kw = stats[stats["test"] == "kruskal_wallis"]
+    assert kw["q"].notna().any() and {"derived", "x", "y", "xy"} <= set(kw["series"])
+
+
+def test_rerun_executes_no_compute_task(smoke_run):
+    before = len(rqa_tasks.EXECUTIONS)
+    out = rqa_sweep(SMOKE)
+    assert len(rqa_tasks.EXECUTIONS) == before, "a finished (m, tau) task ran again"
+    assert pd.read_parquet(out["table"]).equals(pd.read_parquet(smoke_run[0]["table"]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"eps": [0.1, 0.0]}, "eps"),
+        ({"eps": [-1.0]}, "eps"),
+        ({"l_min": [0, 2]}, "l_min"),
+        ({"m": [0]}, "m"),
+        ({"preset": "full", "max_combinations": 100}, "max_combinations"),
+        (
+            {
+                "m": list(range(1, 13)),
+                "eps": [0.1] * 1 + [0.2],
+                "tau": [1, 2, 3, 4, 5, 6],
+                "l_min": list(range(2, 80)),
+            },
+            "max_combinations",
+        ),  # fmt: skip
+        ({"epsilon": [0.1]}, "epsilon"),
+    ],
+)
+def test_bad_parameters_fail_naming_the_field(kwargs, field):
+    with pytest.raises(ValueError, match=field):
+        RqaSweepParams(**kwargs)
+
+
+def test_full_grid_needs_no_override_but_larger_does():
+    assert RqaSweepParams(preset="full").n_combinations == 10_200
+    big = {"preset": "full", "l_min": list(range(2, 13))}
+    with pytest.raises(ValueError, match="max_combinations"):
+        RqaSweepParams(**big)
+    assert RqaSweepParams(**big, max_combinations=20_000).n_combinations == 11_220
+
+
+def _write_csv(path, frame):
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_bad_data_fails_before_compute_naming_it(prefect_harness, tmp_path):
+    frame = gaze.generate_preset("smoke", seed=0)
+    bad_group = frame.copy()
+    bad_group.loc[bad_group["subject_id"] == "mci-001", "group"] = "dementia"
+    short = frame.groupby("subject_id").head(5)
+    nan = frame.copy()
+    nan.loc[10, "x"] = np.nan
+    cases = [
+        (bad_group, "dementia"),
+        (short, "samples"),
+        (nan, "control-000"),
+    ]
+    before = len(rqa_tasks.EXECUTIONS)
+    for i, (data, needle) in enumerate(cases):
+        path = _write_csv(tmp_path / f"bad{i}.csv", data)
+        with pytest.raises(InputError, match=needle):
+            rqa_sweep(RqaSweepParams(data_path=path, device="cpu", m=[1, 3], tau=[2]))
+    assert len(rqa_tasks.EXECUTIONS) == before, "compute ran on bad input"
+
+
+def test_sigkilled_sweep_redoes_only_unfinished_tasks(prefect_harness, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH
+
+    root = Path(__file__).resolve().parent.parent
+    counter = tmp_path / "count.txt"
+
+    def executions() -> list[str]:
+        return counter.read_text().split() if counter.exists() else []
+
+    env = dict(
+        os.environ,
+        PREFECT_API_URL=PREFECT_API_URL.value(),
+        PREFECT_RESULTS_LOCAL_STORAGE_PATH=str(PREFECT_RESULTS_LOCAL_STORAGE_PATH.value()),
+        PYTHONPATH=str(root),
+    )
+    # 9 series per (m, tau) task x 0.2 s each: ~1.8 s per task
+    cmd = [sys.executable, str(root / "tests" / "fixtures" / "rqa_sweep_slow.py"), str(counter)]
+    quiet = {"cwd": root, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    proc = subprocess.Popen([*cmd, "0.2"], start_new_session=True, **quiet)
+    try:
+        deadline = time.monotonic() + 240
+        while len(executions()) < 1:
+            assert proc.poll() is None, "flow ended before it could be killed"
+            assert time.monotonic() < deadline, "flow too slow to reach its first task"
+            time.sleep(0.05)
+        time.sleep(0.7)  # the first result is persisted; the second task is mid-work
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert executions() == ["1,1"], executions()
+    subprocess.run([*cmd, "0.0"], check=True, timeout=300, **quiet)
+    assert sorted(executions()) == ["1,1", "2,1", "3,1"], f"each task once: {executions()}"
+    assert Path(str(counter) + ".done").read_text() == str(9 * 3)
