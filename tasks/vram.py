@@ -192,6 +192,12 @@ def vram_budget(
         grant.held_s = grant.released_at - grant.acquired_at
         return
     capacity = _capacity(limit)
+    if capacity is None and host is None and prefix == "vram-gpu":
+        # First GPU work on a host nobody ran `make deploy` on (a laptop, `make demo`): create
+        # this host's limits from discovery, as deployments.setup would.
+        log.info("no VRAM limit %s yet: creating this host's limits from GPU discovery", limit)
+        ensure_vram_limits()
+        capacity = _capacity(limit)
     if capacity is None:
         raise BudgetError(
             f"no VRAM limit {limit!r} on the Prefect server: create it with "

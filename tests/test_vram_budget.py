@@ -92,3 +92,17 @@ def test_ensure_limits_is_idempotent_and_resizes(prefect_harness):
     with get_client(sync_client=True) as c:
         assert c.read_global_concurrency_limit_by_name("vram-gpu94").limit == 79
         assert c.read_global_concurrency_limit_by_name("vram-gpu94-turnstile").limit == 1
+
+
+def test_first_gpu_work_creates_this_hosts_limits_from_discovery(prefect_harness, monkeypatch):
+    from gpuflows.devices import Discovery, GpuInfo
+    from tasks import vram
+
+    fake = Discovery(
+        method="nvml",
+        gpus=[GpuInfo(index=0, nvml_index=95, name="test-80g", total_memory_bytes=80 * GIB)],
+    )
+    monkeypatch.setattr(vram, "discover", lambda: fake)
+    with vram_budget(VramEstimate(nbytes=10 * GIB, basis="x"), device=fake_gpu(95)) as g:
+        pass
+    assert g.limit == "vram-gpu95" and g.capacity_gib == 79  # 80 GiB minus the 1 GiB reserve
