@@ -7,23 +7,14 @@ validated once, by the core definition. A bound left empty (None) is not checked
 
 from __future__ import annotations
 
-import abc
-import copy
 from typing import Any
 
-from prefect.blocks.core import Block
-from pydantic import create_model, model_validator
+from pydantic import model_validator
 
+from blocks._mirror import mirrored_fields_base, to_core
 from gpuflows.slo import SloPolicy
 
-# Fields of the core model on an abstract Block base: abstract (ABC in its bases), so Prefect
-# neither registers it nor dispatches to it.
-_SloPolicyFields: Any = create_model(
-    "_SloPolicyFields",
-    __base__=(Block, abc.ABC),
-    __module__=__name__,
-    **{name: (f.annotation, copy.deepcopy(f)) for name, f in SloPolicy.model_fields.items()},
-)
+_SloPolicyFields: Any = mirrored_fields_base(SloPolicy, "_SloPolicyFields", __name__)
 
 
 class SloPolicyBlock(_SloPolicyFields):
@@ -56,6 +47,4 @@ class SloPolicyBlock(_SloPolicyFields):
 
     def to_policy(self) -> SloPolicy:
         """The core :class:`~gpuflows.slo.SloPolicy` with this block's values."""
-        return SloPolicy.model_validate(
-            {name: getattr(self, name) for name in SloPolicy.model_fields}
-        )
+        return to_core(self, SloPolicy)

@@ -7,23 +7,14 @@ constraint (``min_reviewers >= 2``, ...) is checked once, by the core definition
 
 from __future__ import annotations
 
-import abc
-import copy
 from typing import Any
 
-from prefect.blocks.core import Block
-from pydantic import create_model, model_validator
+from pydantic import model_validator
 
+from blocks._mirror import mirrored_fields_base, to_core
 from gpuflows.trust import TrustPolicy
 
-# Fields of the core model on an abstract Block base: abstract (ABC in its bases), so Prefect
-# neither registers it nor dispatches to it.
-_TrustPolicyFields: Any = create_model(
-    "_TrustPolicyFields",
-    __base__=(Block, abc.ABC),
-    __module__=__name__,
-    **{name: (f.annotation, copy.deepcopy(f)) for name, f in TrustPolicy.model_fields.items()},
-)
+_TrustPolicyFields: Any = mirrored_fields_base(TrustPolicy, "_TrustPolicyFields", __name__)
 
 
 class TrustPolicyBlock(_TrustPolicyFields):
@@ -56,6 +47,4 @@ class TrustPolicyBlock(_TrustPolicyFields):
 
     def to_policy(self) -> TrustPolicy:
         """The core :class:`~gpuflows.trust.TrustPolicy` with this block's values."""
-        return TrustPolicy.model_validate(
-            {name: getattr(self, name) for name in TrustPolicy.model_fields}
-        )
+        return to_core(self, TrustPolicy)
