@@ -51,16 +51,17 @@ from gpuflows.checks import CheckResult
 from gpuflows.digest import file_digest
 from gpuflows.envlock import build_lock
 from gpuflows.faults import InputError
-from gpuflows.gaze_schema import GROUPS, dataset_ref, load_gaze, validate_gaze
+from gpuflows.gaze_schema import dataset_ref, load_gaze, validate_gaze
 from gpuflows.io import atomic_write_parquet
 from gpuflows.rqa_engine import MAX_EPS
-from gpuflows.rqa_stats import adjust_fdr, group_statistics
+from gpuflows.rqa_plots import plot_sweep
+from gpuflows.rqa_tables import derive_features, sweep_statistics
 from gpuflows.trust import Evidence, assess
 from tasks.hardware import pick_device
 from tasks.monitoring import gpu_monitor
 from tasks.progress import RunProgress
 from tasks.reports import publish_tiered_report, run_dir
-from tasks.rqa import KEY_SEP, L_MIN_FREE, METRIC_NAMES, rqa_mt
+from tasks.rqa import KEY_SEP, rqa_mt
 
 SUMMARY_KEY = "rqa-sweep-summary"
 PROGRESS_KEY = "rqa-sweep-progress"
@@ -183,99 +184,6 @@ def _series_arrays(frame: pd.DataFrame, names: list[str]) -> dict[str, np.ndarra
     return out
 
 
-def derive_features(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Derived features (module docstring, step 3), long format: ``..., feature, value``."""
-    keys = ["subject_id", "group", "m", "tau", "eps", "l_min"]
-    wide = tidy.pivot_table(index=keys, columns="series", values=["DET", "LAM", "RR"], dropna=False)
-    have = set(tidy["series"])
-    feats = pd.DataFrame(index=wide.index)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        if {"x", "y"} <= have:
-            for met in ("DET", "LAM"):
-                ratio = wide[(met, "x")] / wide[(met, "y")]
-                feats[f"{met}_x_over_y"] = ratio.where(np.isfinite(ratio))
-        if {"x", "y", "xy"} <= have:
-            for met in ("DET", "RR"):
-                marg = (wide[(met, "x")] + wide[(met, "y")]) / 2
-                feats[f"{met}_joint_minus_marginal"] = wide[(met, "xy")] - marg
-    if feats.shape[1] == 0:
-        return pd.DataFrame(columns=[*keys, "feature", "value"])
-    return feats.reset_index().melt(id_vars=keys, var_name="feature", value_name="value")
-
-
-def sweep_statistics(tidy: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
-    """Group statistics for every combination x measure (and derived feature), BH over all."""
-    combo = ["series", "m", "tau", "eps", "l_min"]
-    l0 = tidy["l_min"].min()
-    dep = [c for c in METRIC_NAMES if c not in L_MIN_FREE]
-    parts = [
-        group_statistics(tidy, dep, combo, fdr=False),
-        group_statistics(tidy[tidy["l_min"] == l0], list(L_MIN_FREE), combo, fdr=False),
-    ]
-    if len(features):
-        f = features.assign(series="derived").pivot_table(
-            index=["subject_id", "group", *combo], columns="feature", values="value", dropna=False
-        )
-        f = f.reset_index()
-        parts.append(group_statistics(f, [c for c in f.columns if c not in (
-            "subject_id", "group", *combo)], combo, fdr=False))  # fmt: skip
-    return adjust_fdr(pd.concat(parts, ignore_index=True))
-
-
-def _plots(tidy, features, stats, out: Path) -> tuple[list[str], pd.DataFrame]:
-    """Effect-size heatmap over the grid and per-group distributions of the top combinations."""
-    from matplotlib.figure import Figure
-
-    kw = stats[(stats["test"] == "kruskal_wallis") & stats["effect"].notna()]
-    top = kw.sort_values(["effect", "p"], ascending=[False, True]).head(TOP_N)
-    if top.empty:
-        return [], top
-    best = top.iloc[0]
-    cell = kw[
-        (kw["series"] == best["series"])
-        & (kw["metric"] == best["metric"])
-        & (kw["l_min"] == (best["l_min"] if best["metric"] not in L_MIN_FREE else kw["l_min"]))
-    ]
-    grid = cell.pivot_table(index=["m", "tau"], columns="eps", values="effect", aggfunc="max")
-    fig = Figure(figsize=(max(6.0, 2.5 + 0.5 * grid.shape[1]), 1.5 + 0.35 * grid.shape[0]))
-    ax = fig.add_subplot()
-    im = ax.imshow(grid.to_numpy(), aspect="auto", cmap="viridis", vmin=0)
-    ax.set_xticks(range(grid.shape[1]), [f"{e:g}" for e in grid.columns], rotation=90)
-    ax.set_yticks(range(grid.shape[0]), [f"m={m} τ={t}" for m, t in grid.index])
-    ax.set_xlabel("ε")
-    ax.set_title(f"KW ε² of {best['metric']} ({best['series']}, l_min={best['l_min']})", fontsize=9)
-    fig.colorbar(im, ax=ax, label="ε² (Kruskal-Wallis)")
-    fig.tight_layout()
-    heat = out / "effect_heatmap.png"
-    fig.savefig(heat, dpi=100)
-
-    fig = Figure(figsize=(4 * len(top), 3.5))
-    for i, (_, r) in enumerate(top.iterrows()):
-        ax = fig.add_subplot(1, len(top), i + 1)
-        if r["series"] == "derived":
-            src = features[features["feature"] == r["metric"]].rename(columns={"value": "v"})
-        else:
-            src = tidy[tidy["series"] == r["series"]].rename(columns={r["metric"]: "v"})
-        sel = src[(src["m"] == r["m"]) & (src["tau"] == r["tau"]) & (src["eps"] == r["eps"])]
-        if r["metric"] not in L_MIN_FREE:
-            sel = sel[sel["l_min"] == r["l_min"]]
-        else:
-            sel = sel[sel["l_min"] == sel["l_min"].min()]
-        data = [sel.loc[sel["group"] == g, "v"].dropna().to_numpy() for g in GROUPS]
-        ax.boxplot(data, tick_labels=list(GROUPS))
-        for j, d in enumerate(data):
-            ax.plot(np.full(d.size, j + 1.0), d, "o", alpha=0.6)
-        ax.set_title(
-            f"{r['metric']} {r['series']} m={r['m']} τ={r['tau']} ε={r['eps']:g} l={r['l_min']}"
-            f"\nε²={r['effect']:.2f} q={r['q']:.2g}",
-            fontsize=8,
-        )
-    fig.tight_layout()
-    dist = out / "top_distributions.png"
-    fig.savefig(dist, dpi=100)
-    return [str(heat), str(dist)], top
-
-
 def _summary_md(p, stats, top, n_subjects, device_used, backend, plots) -> str:
     kw = stats[(stats["test"] == "kruskal_wallis") & stats["effect"].notna()]
     lines = [
@@ -362,7 +270,7 @@ def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # n
     atomic_write_parquet(out / "features.parquet", features)
     stats = sweep_statistics(tidy, features)
     atomic_write_parquet(out / "stats.parquet", stats)
-    plots, top = _plots(tidy, features, stats, out)
+    plots, top = plot_sweep(tidy, features, stats, out, top_n=TOP_N)
 
     device_used = ",".join(sorted({r["device"] for r in results}))
     backend = ",".join(sorted({r["backend"] for r in results}))

@@ -24,14 +24,11 @@ from gpuflows import rqa_engine
 from gpuflows.budget import VramEstimate
 from gpuflows.devices import DeviceChoice
 from gpuflows.faults import run_with_oom_fallback
+from gpuflows.rqa_tables import METRIC_NAMES
 from tasks.caching import house_cache_policy
 from tasks.retries import retry_options
 from tasks.vram import vram_budget
 
-METRIC_NAMES = ("RR", "DET", "L_max", "L_mean", "DIV", "ENT", "LAM", "TT", "V_max")
-"""RQA measures in the sweep table (definitions: :mod:`gpuflows.rqa`)."""
-L_MIN_FREE = ("RR", "L_max", "DIV", "LAM", "TT", "V_max")
-"""Measures that do not depend on l_min (tested once per (series, m, tau, eps))."""
 KEY_SEP = "|"
 """Separator of ``subject_id`` and series name in the task's input keys."""
 
