@@ -55,7 +55,7 @@ from gpuflows.gaze_schema import dataset_ref, load_gaze, validate_gaze
 from gpuflows.io import atomic_write_parquet
 from gpuflows.rqa_engine import MAX_EPS
 from gpuflows.rqa_plots import plot_sweep
-from gpuflows.rqa_tables import derive_features, sweep_statistics
+from gpuflows.rqa_tables import compute_units, derive_features, relabel_tau, sweep_statistics
 from gpuflows.trust import Evidence, assess
 from tasks.hardware import pick_device
 from tasks.monitoring import gpu_monitor
@@ -242,23 +242,26 @@ def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # n
         key=MONITOR_KEY,
         title=f"rqa-sweep on {choice.device}",
     ):
-        for m in p.m:
-            for tau in p.tau:
-                results.append(
-                    rqa_mt(
-                        series,
-                        m,
-                        tau,
-                        list(p.eps),
-                        list(p.l_min),
-                        p.v_min,
-                        p.metric,
-                        p.theiler,
-                        p.normalize,
-                        choice,
-                    )  # fmt: skip
-                )
-                progress.advance(per_task)
+        computed: dict[tuple[int, int], dict] = {}
+        for m, tau, tau_c in compute_units(p.m, p.tau):
+            if (m, tau_c) in computed:  # m = 1: the rows of its first tau, relabelled
+                done = computed[(m, tau_c)]
+                results.append({**done, "columns": relabel_tau(done["columns"], tau)})
+            else:
+                computed[(m, tau)] = rqa_mt(
+                    series,
+                    m,
+                    tau,
+                    list(p.eps),
+                    list(p.l_min),
+                    p.v_min,
+                    p.metric,
+                    p.theiler,
+                    p.normalize,
+                    choice,
+                )  # fmt: skip
+                results.append(computed[(m, tau)])
+            progress.advance(per_task)
 
     tidy = pd.concat([pd.DataFrame(r["columns"]) for r in results], ignore_index=True)
     tidy.insert(1, "group", tidy["subject_id"].map(groups))

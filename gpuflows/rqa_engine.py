@@ -101,6 +101,15 @@ class SweepHistograms:
             out.append(row)
         return out
 
+    def table(self, l_mins, v_min: int = 2) -> dict[str, np.ndarray]:
+        """Every measure for every (l_min, eps) as columns (``rqa_measures.measures_table``):
+        the values of :meth:`metrics`, identical, without a Python call per combination."""
+        from gpuflows.rqa_measures import measures_table
+
+        return measures_table(
+            self.P_d, self.P_v, self.N, self.n_recurrences, self.eps, l_mins, v_min
+        )
+
 
 def prepare(series, m: int, tau: int, eps, metric: str, theiler: int, normalize: bool):
     """Validate and preprocess: returns (xs (d, n) float64 C-contiguous, N, eps sorted unique)."""

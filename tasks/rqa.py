@@ -142,16 +142,14 @@ def rqa_mt(
             )  # fmt: skip
             devices_used.add("cpu")
         backends.add(h.backend)
-        for lm in l_min:
-            for row in h.metrics(lm, v_min):
-                cols["subject_id"].append(subject)
-                cols["series"].append(name)
-                cols["m"].append(m)
-                cols["tau"].append(tau)
-                cols["l_min"].append(int(lm))
-                for k in ("eps", "N", *METRIC_NAMES):
-                    v = row[k]
-                    cols[k].append(float(v) if isinstance(v, float | np.floating) else int(v))
+        table = h.table(l_min, v_min)
+        rows = len(table["eps"])
+        cols["subject_id"] += [subject] * rows
+        cols["series"] += [name] * rows
+        cols["m"] += [m] * rows
+        cols["tau"] += [tau] * rows
+        for k in ("eps", "l_min", "N", *METRIC_NAMES):
+            cols[k] += table[k].tolist()
     EXECUTIONS.append((m, tau))
     seconds = time.perf_counter() - t0
     get_run_logger().info(
