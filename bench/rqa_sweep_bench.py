@@ -1,10 +1,12 @@
 """RQA parameter sweep: our sweep engine vs pyunicorn and AccRQA on the same data and grid (CPU).
 
 In one process, on the synthetic gaze data (``gpuflows.gaze.generate_dataset``, 2 subjects per
-group = 6 subjects, 1,500 samples, series x, all z-scored once outside the timings and passed with
+group = 6 subjects, 1,000 samples, series x, all z-scored once outside the timings and passed with
 normalisation off), every engine does the same work: for every (subject, m, tau, eps, l_min) of
-the grid m 1..4 x tau 1..2 x 5 eps x l_min 2..4 (v_min = 2, euclidean, Theiler 1), the measures
-RR, DET, L_mean, L_max, ENT, LAM, TT, V_max.
+the grid m 1..4 x tau 1..2 x the full preset's 17 eps x its 10 l_min (2..11) (v_min = 2,
+euclidean, Theiler 1), the measures RR, DET, L_mean, L_max, ENT, LAM, TT, V_max. The eps and
+l_min axes are the full sweep's own (``gpuflows.rqa_grid.PRESETS["full"]``); m, tau and n are
+cut so that pyunicorn finishes in about a minute.
 
 * **pyunicorn 1.0.0** (the exactness anchor): ``RecurrencePlot`` built per combination, as a
   per-combination pipeline does. It is slow, so only the first ``--pyunicorn-subjects`` subjects
@@ -15,8 +17,9 @@ RR, DET, L_mean, L_max, ENT, LAM, TT, V_max.
   identity inside DET), so only the time of the same work is compared, not values. Its Python
   API takes 1-D series only (a joint x/y series is refused). Skipped, saying why, if not
   installed or failing.
-* **ours**: ``gpuflows.rqa_engine.sweep_histograms`` (numba backend) once per (subject, m, tau)
-  for all eps, then ``SweepHistograms.metrics(l_min)`` for every l_min. JIT compilation is done
+* **ours**: what the flow's task does: ``gpuflows.rqa_engine.sweep_histograms`` (numba
+  backend) once per (subject, m, tau) for all eps (m = 1 once for every tau: its distances do not
+  depend on tau), then ``SweepHistograms.table`` for every (l_min, eps). JIT compilation is done
   before the timings. On two combinations the histograms are checked integer-identical to the
   reference ``gpuflows.rqa.rqa_metrics``.
 
@@ -28,7 +31,7 @@ x 60 (m, tau); pyunicorn from one combination timed at n = 5,000 ((m, tau) = (6,
 x 10,200 x 180; AccRQA from the same two units as ours, timed at n = 5,000 (DET over all 17 eps and
 10 l_min, LAM at v_min = 2), x 60 x 180 (its xy series priced as x: it cannot run them).
 
-    python bench/rqa_sweep_bench.py [--subjects-per-group 2] [--n-samples 1500]
+    python bench/rqa_sweep_bench.py [--subjects-per-group 2] [--n-samples 1000]
         [--pyunicorn-subjects 1] [--no-projection]
 
 Writes ``bench/results/rqa-sweep-cpu.json``; the last line printed is the summary.
@@ -55,11 +58,10 @@ if str(REPO_ROOT) not in sys.path:
 RESULT = REPO_ROOT / "bench" / "results" / "rqa-sweep-cpu.json"
 
 from gpuflows import gaze, rqa, rqa_engine  # noqa: E402
+from gpuflows.rqa_grid import PRESETS, compute_units, n_computed  # noqa: E402
 
-FULL_M = range(1, 13)
-FULL_TAU = range(1, 6)
-FULL_EPS = np.linspace(0.05, 0.85, 17)
-FULL_LMIN = range(2, 12)
+FULL = PRESETS["full"]
+FULL_M, FULL_TAU, FULL_EPS, FULL_LMIN = FULL["m"], FULL["tau"], np.array(FULL["eps"]), FULL["l_min"]
 FULL_COMBOS = len(FULL_M) * len(FULL_TAU) * len(FULL_EPS) * len(FULL_LMIN)  # 10,200
 SEED_SUBJECTS, SEED_SAMPLES, SEED_SERIES = 60, 5000, ("x", "y", "xy")
 V_MIN = 2
@@ -88,15 +90,25 @@ def series_of(df, subject: str, name: str) -> np.ndarray:
 # -- engines ------------------------------------------------------------------------------------
 
 
-def run_ours(z: np.ndarray, ms, taus, eps, lmins) -> dict:
-    out = {}
-    for m in ms:
-        for tau in taus:
+def run_ours(z: np.ndarray, ms, taus, eps, lmins) -> list:
+    """What the flow's task does: one sweep per compute unit (m = 1 once), all eps, then the
+    measures table of every (l_min, eps); the other taus of m = 1 reuse its table."""
+    out, done = [], {}
+    for m, tau, tau_c in compute_units(ms, taus):
+        if (m, tau_c) not in done:
             h = rqa_engine.sweep_histograms(z, m, tau, eps, normalize=False, backend="numba")
-            for lm in lmins:
-                for e, row in zip(h.eps, h.metrics(lm, V_MIN), strict=True):
-                    out[(m, tau, float(e), lm)] = row
+            done[(m, tau_c)] = h.table(lmins, V_MIN)
+        out.append((m, tau, done[(m, tau_c)]))
     return out
+
+
+def as_rows(tables: list) -> dict:
+    """{(m, tau, eps, l_min): {measure: value}} from run_ours' tables (outside the timings)."""
+    rows = {}
+    for m, tau, t in tables:
+        for i in range(len(t["eps"])):
+            rows[(m, tau, float(t["eps"][i]), int(t["l_min"][i]))] = {k: t[k][i] for k in t}
+    return rows
 
 
 def pyunicorn_one(z: np.ndarray, m: int, tau: int, eps: float, lm: int) -> dict:
@@ -232,12 +244,12 @@ def timed(fn, *args):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--subjects-per-group", type=int, default=2)
-    ap.add_argument("--n-samples", type=int, default=1500)
+    ap.add_argument("--n-samples", type=int, default=1000)
     ap.add_argument("--series", nargs="+", default=["x"], choices=["x", "y", "xy"])
     ap.add_argument("--m", type=int, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--tau", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--eps", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5])
-    ap.add_argument("--l-min", type=int, nargs="+", default=[2, 3, 4])
+    ap.add_argument("--eps", type=float, nargs="+", default=FULL["eps"])
+    ap.add_argument("--l-min", type=int, nargs="+", default=FULL["l_min"])
     ap.add_argument("--pyunicorn-subjects", type=int, default=1, help="timed, then scaled")
     ap.add_argument("--no-projection", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULT)
@@ -269,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     for key, z in data.items():
         dt_, r = timed(run_ours, z, ms, taus, eps, lmins)
         t_ours += dt_
-        ours[key] = r
-    print(f"ours (numba sweep_histograms + metrics per l_min): {t_ours:.3f} s")
+        ours[key] = as_rows(r)
+    print(f"ours (numba sweep_histograms per unit + measures table): {t_ours:.3f} s")
 
     z0 = data[(subjects[0], a.series[0])]
     ref_rows = check_reference(z0, [(ms[-1], taus[-1], len(eps) // 2, lmins[0]), (1, 1, 0, 3)], eps)
@@ -365,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"ours unit n={SEED_SAMPLES} {d}: (m,tau)=(1,1) {ts[0]:.3f} s, (12,5) {ts[1]:.3f} s"
             )
         n_mt = len(FULL_M) * len(FULL_TAU)
-        ours_full = SEED_SUBJECTS * n_mt * (2 * unit_s["d1"] + unit_s["d2"])
+        n_units = n_computed(FULL_M, FULL_TAU)  # m = 1 once, not once per tau
+        ours_full = SEED_SUBJECTS * n_units * (2 * unit_s["d1"] + unit_s["d2"])
         proj["ours_s"] = ours_full
         proj["ours_unit_d1_s"], proj["ours_unit_d2_s"] = unit_s["d1"], unit_s["d2"]
         total_combos = FULL_COMBOS * SEED_SUBJECTS * len(SEED_SERIES)
@@ -441,8 +454,8 @@ def main(argv: list[str] | None = None) -> int:
             "metric": "euclidean",
             "theiler": 1,
             "normalize": "z-scored once outside the timings; engines run with it off",
-            "ours": "sweep_histograms(backend='numba') per (subject, series, m, tau), all eps; "
-            "metrics for every l_min",
+            "ours": "sweep_histograms(backend='numba') per (subject, series, m, tau) (m = 1 once "
+            "for all tau), all eps; measures table of every (l_min, eps)",
             "pyunicorn": "RecurrencePlot per combination: RR, DET, L_mean, L_max, ENT, LAM, TT, V_max",
             "accrqa": "accrqa.DET (all tau, m, l_min, eps; ENTR on) + accrqa.LAM (v_min=2) per "
             "subject, comp_platform cpu; conventions differ (<=, LOI in DET): time only",
@@ -468,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
             "workload": f"{FULL_COMBOS} combinations x {SEED_SUBJECTS} subjects x series "
             f"{list(SEED_SERIES)}, n = {SEED_SAMPLES}",
             "method": "ours: mean of units (m,tau)=(1,1),(12,5) at d=1 and d=2, x 60 subjects x "
-            "60 (m,tau) x (2 d1 + 1 d2); pyunicorn: one combination at (6,3) x all; AccRQA: mean "
+            "56 computed (m,tau) (m = 1 once) x (2 d1 + 1 d2); pyunicorn: one combination at (6,3) x all; AccRQA: mean "
             "of the same two units (d=1, DET+LAM) x 60 (m,tau) x 180 (xy priced as x)",
             **{k: v for k, v in proj.items()},
         },

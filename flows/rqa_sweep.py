@@ -54,8 +54,9 @@ from gpuflows.faults import InputError
 from gpuflows.gaze_schema import dataset_ref, load_gaze, validate_gaze
 from gpuflows.io import atomic_write_parquet
 from gpuflows.rqa_engine import MAX_EPS
+from gpuflows.rqa_grid import PRESETS, compute_units, relabel_tau
 from gpuflows.rqa_plots import plot_sweep
-from gpuflows.rqa_tables import compute_units, derive_features, relabel_tau, sweep_statistics
+from gpuflows.rqa_tables import derive_features, sweep_statistics
 from gpuflows.trust import Evidence, assess
 from tasks.hardware import pick_device
 from tasks.monitoring import gpu_monitor
@@ -70,19 +71,6 @@ DEFAULT_MAX_COMBINATIONS = 10_200
 """Largest grid (m x tau x eps x l_min) run without raising ``max_combinations``: the full grid."""
 TOP_N = 3
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # tiny: 9 synthetic subjects x 300 samples, 3 x 2 x 3 x 2 = 36 combinations
-    "smoke": {"m": [1, 2, 3], "tau": [1, 2], "eps": [0.1, 0.3, 0.6], "l_min": [2, 3]},
-    # the seed's benchmark: m = 1..12, tau = 1, eps = 0.06, l_min = 2
-    "seed-test": {"m": list(range(1, 13)), "tau": [1], "eps": [0.06], "l_min": [2]},
-    # 12 x 5 x 17 x 10 = 10,200 combinations; eps 0.02..0.34 in steps of 0.02 (z-score units)
-    "full": {
-        "m": list(range(1, 13)),
-        "tau": list(range(1, 6)),
-        "eps": [round(0.02 * k, 2) for k in range(1, 18)],
-        "l_min": list(range(2, 12)),
-    },
-}
 GAZE_SIZE = {"smoke": "smoke", "seed-test": "seed", "full": "seed"}
 """Size of the embedded synthetic dataset per preset (``gpuflows.gaze.PRESETS``)."""
 

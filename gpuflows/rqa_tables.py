@@ -18,21 +18,6 @@ L_MIN_FREE = ("RR", "L_max", "DIV", "LAM", "TT", "V_max")
 """Measures that do not depend on l_min (tested once per (series, m, tau, eps))."""
 
 
-def compute_units(ms, taus) -> list[tuple[int, int, int]]:
-    """(m, tau, tau_computed) for every grid point: m = 1 embeds x[i] alone, so its distances
-    (hence every measure) do not depend on tau: it is computed once, at the first tau, and the
-    other taus reuse those rows (``tau_computed`` names the unit whose rows they are)."""
-    first = list(taus)[0]
-    return [(m, t, first if m == 1 else t) for m in ms for t in taus]
-
-
-def relabel_tau(columns: dict[str, list], tau: int) -> dict[str, list]:
-    """A copy of a unit's tidy columns with its ``tau`` column set to ``tau``."""
-    out = {k: list(v) for k, v in columns.items()}
-    out["tau"] = [tau] * len(out["tau"])
-    return out
-
-
 def derive_features(tidy: pd.DataFrame) -> pd.DataFrame:
     """Derived features (module docstring, step 3), long format: ``..., feature, value``."""
     keys = ["subject_id", "group", "m", "tau", "eps", "l_min"]

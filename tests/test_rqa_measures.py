@@ -63,9 +63,10 @@ def test_bad_arguments_named():
 
 
 def test_compute_units_reuse_m1_across_tau_only():
-    from gpuflows.rqa_tables import compute_units, relabel_tau
+    from gpuflows.rqa_grid import compute_units, n_computed, relabel_tau
 
     units = compute_units([1, 2], [1, 3])
     assert units == [(1, 1, 1), (1, 3, 1), (2, 1, 1), (2, 3, 3)]
     cols = {"tau": [1, 1], "DET": [0.5, 0.25]}
+    assert n_computed([1, 2], [1, 3]) == 3
     assert relabel_tau(cols, 3) == {"tau": [3, 3], "DET": [0.5, 0.25]} and cols["tau"] == [1, 1]
