@@ -109,6 +109,13 @@ class RqaSweepParams(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="'auto' (GPU if any, else CPU, recorded), 'cpu' or 'cuda'."
     )
+    dtype: Literal["float64", "float32"] = Field(
+        "float64",
+        description=(
+            "Distance dtype: float64 is exact (equal to the reference); float32 (torch backend) "
+            "is faster on GPUs but flips recurrences within rounding of eps: counted and reported."
+        ),
+    )
     max_combinations: int = Field(
         DEFAULT_MAX_COMBINATIONS,
         ge=1,
@@ -247,6 +254,7 @@ def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # n
                     p.theiler,
                     p.normalize,
                     choice,
+                    p.dtype,
                 )  # fmt: skip
                 results.append(computed[(m, tau)])
             progress.advance(per_task)
@@ -295,6 +303,13 @@ def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # n
             "Data: **synthetic** gaze (`gpuflows.gaze`, invented group parameters): a test of "
             "the pipeline, not of the disease.\n\n" + body
         )
+    flips = [r["flipped_pairs"] for r in computed.values() if r["flipped_pairs"] is not None]
+    if p.dtype == "float32":
+        body += (
+            f"\n\nDistances in **float32**: {sum(flips):,} recurrence entries (pairs x eps) "
+            "decided differently from float64 (within rounding of eps); rerun with "
+            "dtype='float64' for the exact values."
+        )
     if fallbacks:
         body += f"\n\nOOM fallbacks: {len(fallbacks)} failed attempt(s), see report.json."
     published = publish_tiered_report(
@@ -310,7 +325,9 @@ def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # n
             "device_used": device_used,
             "backend": backend,
             "fallbacks": fallbacks,
-            "task_seconds": [r["seconds"] for r in results],
+            "task_seconds": [r["seconds"] for r in computed.values()],
+            "dtype": p.dtype,
+            "flipped_pairs": sum(flips) if flips else None,
         },
         out_dir=out,
     )
@@ -342,11 +359,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--series", nargs="+", default=["x", "y", "xy"])
     ap.add_argument("--max-combinations", type=int, default=DEFAULT_MAX_COMBINATIONS)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
     a = ap.parse_args(argv)
     try:
         params = RqaSweepParams(
             data_path=a.data, preset=a.preset, device=a.device, m=a.m, tau=a.tau, eps=a.eps,
             l_min=a.l_min, series=a.series, max_combinations=a.max_combinations, seed=a.seed,
+            dtype=a.dtype,
         )  # fmt: skip
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

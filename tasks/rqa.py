@@ -61,13 +61,13 @@ def estimate_vram(series: dict[str, np.ndarray], m: int, tau: int, n_eps: int) -
     return VramEstimate(nbytes=worst, basis=basis)
 
 
-def _sweep_one(arr, m, tau, eps, *, metric, theiler, normalize, tile, device):
-    if device.startswith("cuda"):
+def _sweep_one(arr, m, tau, eps, *, metric, theiler, normalize, tile, device, dtype="float64"):
+    if device.startswith("cuda") or dtype == "float32":  # float32 is a torch-backend option
         import torch
 
         return rqa_engine.sweep_histograms(
             arr, m, tau, eps, metric=metric, theiler=theiler, normalize=normalize,
-            backend="torch", tile=tile, device=torch.device(device),
+            backend="torch", tile=tile, device=torch.device(device), dtype=dtype,
         )  # fmt: skip
     return rqa_engine.sweep_histograms(
         arr, m, tau, eps, metric=metric, theiler=theiler, normalize=normalize,
@@ -91,18 +91,20 @@ def rqa_mt(
     theiler: int,
     normalize: bool,
     choice: DeviceChoice,
+    dtype: str = "float64",
 ) -> dict[str, Any]:
     """RQA measures of every ``"subject|series"`` array for one (m, tau), all eps x l_min.
 
     Returns plain JSON data: ``columns`` (tidy, one entry per key x eps x l_min: subject_id,
     series, m, tau, eps, l_min, N and :data:`METRIC_NAMES`), ``backend``, ``device`` (used),
-    ``fallbacks`` (OOM attempts that failed) and ``seconds``.
+    ``fallbacks`` (OOM attempts that failed), ``seconds`` and ``flipped_pairs`` (float32 only:
+    recurrence entries whose float32 decision differs from float64, summed; else None).
     """
     t0 = time.perf_counter()
     cols: dict[str, list] = {
         k: [] for k in ("subject_id", "series", "m", "tau", "eps", "l_min", "N", *METRIC_NAMES)
     }
-    backends, failed = set(), []
+    backends, failed, flipped = set(), [], None
     devices_used = set()
     for key, arr in series.items():
         subject, name = key.split(KEY_SEP, 1)
@@ -128,6 +130,7 @@ def rqa_mt(
                         normalize=normalize,
                         tile=tile,
                         device=dev,
+                        dtype=dtype,
                     ),  # fmt: skip
                     batch_size=tile0,
                     device=choice.device,
@@ -138,10 +141,12 @@ def rqa_mt(
         else:
             h = _sweep_one(
                 arr, m, tau, eps, metric=metric, theiler=theiler, normalize=normalize,
-                tile=None, device="cpu",
+                tile=None, device="cpu", dtype=dtype,
             )  # fmt: skip
             devices_used.add("cpu")
         backends.add(h.backend)
+        if h.flipped_pairs is not None:
+            flipped = (flipped or 0) + h.flipped_pairs
         table = h.table(l_min, v_min)
         rows = len(table["eps"])
         cols["subject_id"] += [subject] * rows
@@ -162,4 +167,5 @@ def rqa_mt(
         "device": ",".join(sorted(devices_used)),
         "fallbacks": failed,
         "seconds": seconds,
+        "flipped_pairs": flipped,
     }

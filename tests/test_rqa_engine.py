@@ -229,3 +229,31 @@ def test_torch_cuda_matches_numba_and_cpu():
                                  device="cpu", dtype="float32")  # fmt: skip
         assert f_gpu.flipped_pairs == f_cpu.flipped_pairs
         np.testing.assert_array_equal(f_gpu.P_d, f_cpu.P_d)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("seed", [4, 5])
+def test_cuda_backend_identical_to_cpu_and_reference(seed):
+    """The GPU path (torch on CUDA, float64) gives the CPU backends' integer histograms."""
+    cuda = torch.device("cuda")
+    for x, m, tau, eps, metric, theiler in _cases(8, seed):
+        gpu = sweep_histograms(x, m, tau, eps, metric=metric, theiler=theiler, backend="torch",
+                               device=cuda)  # fmt: skip
+        assert gpu.backend == "torch-cuda"
+        _assert_same(gpu, _reference(x, m, tau, eps, metric, theiler))
+        cpu = sweep_histograms(x, m, tau, eps, metric=metric, theiler=theiler,
+                               backend=CPU_BACKENDS[0])  # fmt: skip
+        assert np.array_equal(gpu.P_d, cpu.P_d) and np.array_equal(gpu.P_v, cpu.P_v)
+
+
+@pytest.mark.gpu
+def test_cuda_float32_flips_match_brute_force():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(150)
+    v = rqa.embed(rqa.zscore(x), 2, 1)
+    d = rqa.distance_matrix(v, "euclidean")
+    ties = rng.choice(d[np.triu_indices(d.shape[0], 1)], 6)
+    h = sweep_histograms(x, 2, 1, ties, backend="torch", dtype="float32", tile=17,
+                         device=torch.device("cuda"))  # fmt: skip
+    flips, _ = _float32_flips(x, 2, 1, ties, "euclidean")
+    assert h.flipped_per_eps.tolist() == flips

@@ -3,6 +3,9 @@ cache hits on a re-run, and bad input failing before any compute."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -174,3 +177,15 @@ def test_sigkilled_sweep_redoes_only_unfinished_tasks(prefect_harness, tmp_path)
     subprocess.run([*cmd, "0.0"], check=True, timeout=300, **quiet)
     assert sorted(executions()) == ["1,1", "2,1", "3,1"], f"each task once: {executions()}"
     assert Path(str(counter) + ".done").read_text() == str(9 * 3)
+
+
+def test_float32_run_reports_flipped_pairs(prefect_harness):
+    params = RqaSweepParams(
+        preset="smoke", device="cpu", dtype="float32", m=[2], tau=[1], series=["x"],
+        monitor_interval_s=0.2,
+    )  # fmt: skip
+    out = rqa_sweep(params)
+    report = json.loads(Path(out["report"]["json"]).read_text())
+    assert report["dtype"] == "float32" and isinstance(report["flipped_pairs"], int)
+    assert report["backend"] == "torch-cpu"
+    assert "float32" in read_artifacts(SUMMARY_KEY)[0].data
