@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(BIN)/python -m flows.gpu_baseline
 	$(BIN)/python -m flows.rqa_sweep --preset smoke
+	$(BIN)/python -m flows.two_stage_eval --preset smoke
 
 ## test: the whole suite (GPU tests skip without CUDA); what CI runs
 test: $(STAMP)

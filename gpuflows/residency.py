@@ -111,6 +111,17 @@ def nbytes_of(obj: Any) -> int:
     )
 
 
+def _movable(obj: Any) -> Any:
+    """What ``.to(device)`` is called on: the object, or an adapter's pipeline / model."""
+    if hasattr(obj, "to"):
+        return obj
+    for attr in ("pipeline", "model"):
+        inner = getattr(obj, attr, None)
+        if inner is not None and hasattr(inner, "to"):
+            return inner
+    raise TypeError(f"{type(obj).__name__} has no .to(): register a module, pipeline or adapter")
+
+
 def _split(obj: Any) -> bool:
     devs: set[str] = set()
     for m in modules_of(obj):
@@ -169,7 +180,13 @@ class ResidencyManager:
         *,
         loader: Callable[[], Any] | None = None,
     ) -> None:
-        """Add a model (currently on the host). Fails at once if it can never fit."""
+        """Add a model (currently on the host): an ``nn.Module``, a diffusers pipeline, or an
+        adapter holding one as ``.pipeline`` / ``.model``. Fails at once if it can never fit."""
+        need_b = self.require_fits(name, need)
+        self._models[name] = _Entry(obj, need_b, loader)
+
+    def require_fits(self, name: str, need: VramEstimate | int) -> int:
+        """The need in bytes; ResidencyError if it exceeds the budget (call before loading)."""
         need_b = need.nbytes if isinstance(need, VramEstimate) else int(need)
         if need_b > self.capacity_bytes:
             raise ResidencyError(
@@ -177,7 +194,7 @@ class ResidencyManager:
                 f"{self.capacity_bytes / GIB:.2f} GiB: use a smaller dtype (float16/bfloat16), a "
                 "device_map over several GPUs in its ModelSource block, or a larger GPU"
             )
-        self._models[name] = _Entry(obj, need_b, loader)
+        return need_b
 
     def get(self, name: str) -> Any:
         return self._entry(name).obj
@@ -263,7 +280,7 @@ class ResidencyManager:
             e.obj, kind, pinned = e.loader(), "reload", False
         else:
             kind, pinned = "load", self._pin()
-            e.obj.to(self.device) if hasattr(e.obj, "to") else modules_of(e.obj)[0].to(self.device)
+            _movable(e.obj).to(self.device)
         self._sync()
         self.moves.append(
             MoveRecord(
@@ -291,7 +308,7 @@ class ResidencyManager:
             e.obj = None
             _free_cuda()
         else:
-            e.obj.to(self.host) if hasattr(e.obj, "to") else modules_of(e.obj)[0].to(self.host)
+            _movable(e.obj).to(self.host)
             if self._pin():
                 for m in modules_of(e.obj):
                     for t in (*m.parameters(), *m.buffers()):
@@ -334,3 +351,23 @@ def _free_cuda() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def model_fingerprint(path: str | Path) -> str:
+    """Digest identifying a model folder: every config/tokenizer file's bytes and every
+    safetensors file's header (names, dtypes, shapes, offsets) and size, without reading weights."""
+    from gpuflows.digest import bytes_digest, value_digest
+
+    root = Path(path)
+    parts = {}
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = str(f.relative_to(root))
+        if f.suffix == ".safetensors":
+            with open(f, "rb") as fh:
+                (size,) = struct.unpack("<Q", fh.read(8))
+                parts[rel] = [bytes_digest(fh.read(size)), f.stat().st_size]
+        elif f.suffix in (".json", ".txt", ".model", ".jinja"):
+            parts[rel] = bytes_digest(f.read_bytes())
+    if not parts:
+        raise FileNotFoundError(f"{root} holds no model files")
+    return value_digest(parts)

@@ -33,7 +33,7 @@ from gpuflows.io import atomic_write_json, results_root
 
 MARKER_NAME = "gpuflows_tiny_model.json"
 EDIT_RECIPE = "tiny-instruct-pix2pix"
-EDIT_RECIPE_VERSION = 1
+EDIT_RECIPE_VERSION = 2
 REWARD_RECIPE = "tiny-llava"
 REWARD_RECIPE_VERSION = 1
 
@@ -148,7 +148,7 @@ def build_tiny_edit_pipeline(dir: str | os.PathLike[str], *, seed: int = 0) -> P
             vocab[token] = len(vocab)
         for special in ("<|startoftext|>", "<|endoftext|>"):
             vocab[special] = len(vocab)
-        tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=16)
+        tokenizer = CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
         text_encoder = CLIPTextModel(
             CLIPTextConfig(
                 vocab_size=len(tokenizer),
@@ -156,7 +156,7 @@ def build_tiny_edit_pipeline(dir: str | os.PathLike[str], *, seed: int = 0) -> P
                 intermediate_size=32,
                 num_hidden_layers=1,
                 num_attention_heads=2,
-                max_position_embeddings=16,
+                max_position_embeddings=77,
                 projection_dim=16,
                 bos_token_id=tokenizer.bos_token_id,
                 eos_token_id=tokenizer.eos_token_id,

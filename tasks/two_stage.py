@@ -1,0 +1,162 @@
+"""Tasks of two-stage-eval: stage 1 edits, stage 2 scores, each pair checkpointed in a ledger.
+
+Each stage is one retried task over all its pairs, in batches. Every finished pair is recorded
+durably in the checkpoint folder's ledger (:mod:`gpuflows.ledger`) before the next batch, keyed
+by a digest of everything its result depends on:
+
+* edit key = pair content digest + edit model fingerprint + seed, steps, guidance;
+* score key = the *digest of the edited PNG* + prompt set digest + reward model fingerprint, so a
+  re-edited image is re-scored and an unchanged one never is.
+
+A re-run (or a retry after a crash) skips every recorded key: nothing finished is redone,
+nothing is recorded twice. Models are placed by the residency manager passed in (thread task
+runner: the objects are shared, not serialised). Deterministic failures (an image that does not
+decode, an answer without a score) are recorded as errors for that pair; OOM and transient faults
+raise and are retried by Prefect.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from gpuflows.digest import bytes_digest
+from gpuflows.edit_bench import EditPair, decode_image
+from gpuflows.edit_prompts import PromptSet
+from gpuflows.io import atomic_write_bytes
+from gpuflows.ledger import Ledger, item_key
+from gpuflows.residency import ResidencyManager
+from gpuflows.score_parse import ScoreParseError, parse_score
+from tasks.retries import retry_options
+
+EXECUTED: list[tuple[str, str]] = []
+"""(stage, pair_id) of every item computed in this process (tests count re-runs with it)."""
+
+
+def edit_key(pair: EditPair, model_fp: str, settings: dict[str, Any]) -> str:
+    return item_key(stage="edit", pair=pair.digest(), model=model_fp, **settings)
+
+
+def score_key(edited_digest: str, prompts: PromptSet, model_fp: str, settings: dict) -> str:
+    return item_key(stage="score", image=edited_digest, prompts=prompts.digest, model=model_fp, **settings)  # fmt: skip
+
+
+def _batches(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+@task(cache_policy=NO_CACHE, task_run_name="edit-stage", **retry_options(retries=2))
+def edit_stage(
+    pairs: list[EditPair],
+    indices: dict[str, int],
+    mgr: ResidencyManager,
+    ledger: Ledger,
+    out_dir: Path,
+    model_fp: str,
+    settings: dict[str, Any],
+    batch_size: int,
+    progress: Any = None,
+) -> dict[str, dict]:
+    """Edit every pair not yet in the ledger; returns {pair_id: edit record} for all pairs."""
+    log = get_run_logger()
+    done = ledger.latest()
+    keys = {p.pair_id: edit_key(p, model_fp, settings) for p in pairs}
+    todo = [p for p in pairs if keys[p.pair_id] not in done]
+    log.info("stage 1: %d of %d pairs to edit (%d from the checkpoint)", len(todo), len(pairs),
+             len(pairs) - len(todo))  # fmt: skip
+    if progress is not None:
+        progress.advance(len(pairs) - len(todo))
+    if todo:
+        with mgr.using("edit") as model:
+            for batch in _batches(todo, batch_size):
+                t0 = time.perf_counter()
+                images = [decode_image(p) for p in batch]  # checked at load: decodes here
+                edited = model.edit(
+                    images,
+                    [p.instruction for p in batch],
+                    seed=settings["seed"],
+                    steps=settings["steps"],
+                    guidance=settings["guidance"],
+                    image_guidance=settings["image_guidance"],
+                    indices=[indices[p.pair_id] for p in batch],
+                )
+                per = (time.perf_counter() - t0) / len(batch)
+                for p, im in zip(batch, edited, strict=True):
+                    buf = io.BytesIO()
+                    im.save(buf, format="PNG")
+                    data = buf.getvalue()
+                    digest = bytes_digest(data)
+                    path = out_dir / f"{p.pair_id}-{digest.split(':')[-1][:16]}.png"
+                    atomic_write_bytes(path, data)  # the file first, then its record
+                    rec = {"key": keys[p.pair_id], "pair_id": p.pair_id, "category": p.category,
+                           "edited": str(path), "edited_digest": digest, "seconds": per}  # fmt: skip
+                    ledger.append(rec)
+                    EXECUTED.append(("edit", p.pair_id))
+                if progress is not None:
+                    progress.advance(len(batch))
+    latest = ledger.latest()
+    return {p.pair_id: latest[keys[p.pair_id]] for p in pairs}
+
+
+@task(cache_policy=NO_CACHE, task_run_name="score-stage", **retry_options(retries=2))
+def score_stage(
+    pairs: list[EditPair],
+    edits: dict[str, dict],
+    mgr: ResidencyManager,
+    ledger: Ledger,
+    prompts: PromptSet,
+    model_fp: str,
+    settings: dict[str, Any],
+    batch_size: int,
+    progress: Any = None,
+) -> dict[str, dict]:
+    """Score every edited pair not yet in the ledger; returns {pair_id: score record}."""
+    from PIL import Image
+
+    log = get_run_logger()
+    done = ledger.latest()
+    keys = {
+        p.pair_id: score_key(edits[p.pair_id]["edited_digest"], prompts, model_fp, settings)
+        for p in pairs
+    }
+    todo = [p for p in pairs if keys[p.pair_id] not in done]
+    log.info("stage 2: %d of %d pairs to score (%d from the checkpoint)", len(todo), len(pairs),
+             len(pairs) - len(todo))  # fmt: skip
+    if progress is not None:
+        progress.advance(len(pairs) - len(todo))
+    lo, hi = settings["score_range"]
+    if todo:
+        with mgr.using("score") as model:
+            for batch in _batches(todo, batch_size):
+                images = []
+                for p in batch:
+                    with Image.open(edits[p.pair_id]["edited"]) as im:
+                        images.append(im.convert("RGB"))
+                rendered = [prompts.render(p.category, p.instruction, p.description) for p in batch]
+                answers = model.answer(
+                    images,
+                    [s for s, _ in rendered],
+                    [u for _, u in rendered],
+                    max_new_tokens=settings["max_new_tokens"],
+                    constrain_to_score=settings["constrain_to_score"],
+                    score_range=(lo, hi),
+                )
+                for p, ans in zip(batch, answers, strict=True):
+                    try:
+                        score, error = parse_score(ans, lo=lo, hi=hi), None
+                    except ScoreParseError as exc:
+                        score, error = None, str(exc)
+                    ledger.append({"key": keys[p.pair_id], "pair_id": p.pair_id,
+                                   "category": p.category, "answer": ans, "score": score,
+                                   "error": error})  # fmt: skip
+                    EXECUTED.append(("score", p.pair_id))
+                if progress is not None:
+                    progress.advance(len(batch))
+    latest = ledger.latest()
+    return {p.pair_id: latest[keys[p.pair_id]] for p in pairs}
