@@ -32,14 +32,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from gpuflows import move_plan
 from gpuflows.budget import GIB
 from gpuflows.checks import CheckResult
+from gpuflows.digest import bytes_digest
 from gpuflows.edit_bench import load_benchmark
 from gpuflows.edit_bench_synth import generate_benchmark, is_synthetic
 from gpuflows.edit_models import load_edit_model
-from gpuflows.edit_prompts import load_prompts
 from gpuflows.envlock import DatasetRef, build_lock
 from gpuflows.faults import InputError
 from gpuflows.io import results_root
 from gpuflows.ledger import Ledger
+from gpuflows.prompts_yaml import load_prompts
 from gpuflows.residency import (
     ResidencyError,
     ResidencyManager,
@@ -143,7 +144,9 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     ckpt = results_root() / "two-stage-eval" / "checkpoint"
     out = run_dir("two-stage-eval")
     pairs = loaded.pairs
-    indices = {q.pair_id: i for i, q in enumerate(pairs)}
+    # each pair's noise seed comes from its id, not its position: reordering the data or adding
+    # pairs never changes an edit, so the checkpoint key (which has no position) stays exact
+    indices = {q.pair_id: int(bytes_digest(q.pair_id.encode())[-8:], 16) for q in pairs}
     progress = RunProgress(PROGRESS_KEY, total=2 * len(pairs), what="pair-stages", min_interval_s=0.5)  # fmt: skip
     edit_settings = {"seed": p.seed, "steps": p.steps, "guidance": p.guidance, "image_guidance": p.image_guidance, "dtype": p.dtype}  # fmt: skip
     edits = edit_stage(pairs, indices, mgr, Ledger(ckpt / "edit.jsonl"),

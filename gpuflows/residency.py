@@ -1,25 +1,29 @@
 """Model residency: keep on the GPU only the models the VRAM budget allows, and count every move.
 
 Seed 004 runs a diffusion edit model and a vision-language reward model that do not fit one GPU
-together; moving them per pair cost 540 moves. A :class:`ResidencyManager` owns the placement:
-models register with their VRAM need (:func:`weights_nbytes` reads it from the safetensors
-headers before any weight is loaded, plus a stated activation margin), :meth:`acquire` makes one
-resident, evicting the least recently used others only as far as the capacity requires, and every
-transfer is recorded as a :class:`MoveRecord` (bytes, seconds, GB/s).
+together. A :class:`ResidencyManager` owns their placement: each model registers with its VRAM
+need (:func:`model_vram_need` from an empty-weights build, :func:`need_from_weights` from the
+safetensors headers), :meth:`ResidencyManager.acquire` makes one resident, evicting the least
+recently used idle models only as far as the capacity requires, and every transfer is a
+:class:`MoveRecord`.
 
-Conventions:
-    * A *swap* is one :meth:`acquire` that had to evict a resident model (the seed's "切换"); the
-      first placement of a model on an empty device is a *load*, not a swap. ``moves`` holds
-      every transfer (loads, offloads, reloads), ``swaps`` the swap count.
-    * Host copies: on CUDA, weights offloaded to the host are pinned (page-locked) when
-      ``pin_host`` is on (``auto``: on for CUDA devices), so the next host->device copy runs at
-      DMA speed; pinning needs CUDA and is skipped on CPU-only hosts.
+Units: bytes everywhere (GiB = 2**30 bytes only in messages), seconds from the manager's clock,
+GB/s with GB = 1e9 bytes.
+
+Conventions (:mod:`gpuflows.move_plan` counts schedules the same way):
+    * A *transfer* is one record: a load (host -> device) or an offload (device -> host).
+    * A *swap* is a load that follows at least one offload since the previous load: models off,
+      one model on, counted once (the seed's "切换"). The first placement on an empty device is a
+      load, not a swap; an offload with no load after it is not a swap either.
+    * On CUDA, weights offloaded to the host are pinned (page-locked) when ``pin_host`` is on
+      (``"auto"``: on for CUDA devices), so the next host -> device copy runs at DMA speed; pinning
+      needs CUDA and is skipped when the device is not CUDA.
     * A model spread over several devices (``hf_device_map`` naming more than one device) is
-      *reloaded* through its ``loader`` instead of moved: ``.to()`` would collapse its map.
-    * Without a GPU (``device == host``) residency is still enforced and counted exactly; the
-      records say ``same_device=True``: no bytes actually crossed a bus.
+      dropped and *reloaded* through its ``loader`` instead of moved: ``.to()`` would collapse it.
+    * Without a GPU (``device == host``, e.g. "cpu") the residency rules and counts apply exactly;
+      records say ``same_device=True``: no bytes crossed a bus, the seconds are bookkeeping.
 
-The module imports torch lazily and no Prefect.
+Torch and accelerate are imported lazily; no Prefect.
 """
 
 from __future__ import annotations
@@ -32,16 +36,120 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from gpuflows.budget import GIB, VramEstimate, dtype_bytes
+from gpuflows.budget import GIB, VramEstimate, dtype_bytes, estimate_model
 
 _ST_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
              "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
 
 
 class ResidencyError(ValueError):
-    """A model that can never fit, or a placement that would evict a model in use."""
+    """A model that can never fit, a placement that would evict a model in use, a missing loader."""
+
+
+# -- what a model is made of ---------------------------------------------------------------------
+
+
+def modules_of(obj: Any) -> list[Any]:
+    """The torch modules of a model object: itself, a diffusers pipeline's ``.components``
+    (unet/transformer, vae, text encoders...), or the ``.pipeline`` / ``.model`` of an adapter."""
+    import torch
+
+    if isinstance(obj, torch.nn.Module):
+        return [obj]
+    for attr in ("pipeline", "model"):
+        inner = getattr(obj, attr, None)
+        if inner is not None:
+            return modules_of(inner)
+    comps = getattr(obj, "components", None)
+    if isinstance(comps, dict):
+        return [m for m in comps.values() if isinstance(m, torch.nn.Module)]
+    raise TypeError(
+        f"{type(obj).__name__} is not a torch module, a pipeline with .components, or an adapter "
+        "with .pipeline/.model: register one of those"
+    )
+
+
+def _tensors(obj: Any) -> list[Any]:
+    """Parameters and buffers of every module, each shared tensor once."""
+    seen: dict[int, Any] = {}
+    for m in modules_of(obj):
+        for t in (*m.parameters(), *m.buffers()):
+            seen.setdefault(id(t), t)
+    return list(seen.values())
+
+
+def nbytes_of(obj: Any) -> int:
+    """Parameter + buffer bytes of a model object, as stored now (what a move copies)."""
+    return sum(t.numel() * t.element_size() for t in _tensors(obj))
+
+
+def model_vram_need(
+    build_empty: Callable[[], Any] | Any,
+    dtype: str,
+    *,
+    activation_margin: float = 0.2,
+    name: str = "model",
+) -> VramEstimate:
+    """VRAM need in bytes = weight bytes at ``dtype`` x (1 + ``activation_margin``).
+
+    Args:
+        build_empty: a zero-argument builder of the model (module or pipeline), called under
+            ``accelerate.init_empty_weights`` so its parameters sit on the meta device and no
+            weight memory is allocated; or an already built module / pipeline / adapter, whose
+            real tensor sizes are read.
+        dtype: the dtype the weights will be loaded in ("float16", "bf16", ...): floating tensors
+            are priced at it, integer/bool buffers at their own size (``from_pretrained`` keeps them).
+        activation_margin: fraction added for activations and workspace (0.2 = 20 %).
+        name: what the estimate's ``basis`` calls the model.
+
+    Example:
+        >>> import torch
+        >>> model_vram_need(lambda: torch.nn.Linear(1024, 1024), "float16").nbytes  # 1,049,600 x 2 x 1.2
+        2519040
+    """
+    try:
+        modules_of(build_empty)
+        obj = build_empty
+    except TypeError:
+        if not callable(build_empty):
+            raise
+        from accelerate import init_empty_weights
+
+        with init_empty_weights():
+            obj = build_empty()
+    from accelerate.utils import calculate_maximum_sizes
+
+    ts = _tensors(obj)
+    n_float = sum(t.numel() for t in ts if t.is_floating_point())
+    fixed = sum(t.numel() * t.element_size() for t in ts if not t.is_floating_point())
+    est = estimate_model(n_float, dtype, activation_margin=activation_margin, name=name)
+    sizes = [calculate_maximum_sizes(m)[1] for m in modules_of(obj)]
+    big, where = max(sizes, key=lambda s: s[0]) if sizes else (0, [])
+    basis = f"{est.basis}; largest layer {', '.join(where) or '-'} {big / 2**20:.1f} MiB as built"
+    if fixed:
+        basis += f"; + {fixed:,} B integer buffers +{activation_margin:.0%}"
+    return VramEstimate(nbytes=est.nbytes + int(fixed * (1 + activation_margin)), basis=basis)
+
+
+def pipeline_vram_need(
+    pipeline: Callable[[], Any] | Any,
+    dtype: str,
+    *,
+    activation_margin: float = 0.2,
+    name: str = "pipeline",
+) -> VramEstimate:
+    """VRAM need in bytes of a diffusers-style pipeline: the sum over its ``nn.Module``
+    components (unet/transformer, vae, text_encoder...), priced as :func:`model_vram_need`.
+    ``pipeline`` is the pipeline object or a zero-argument builder of it."""
+    comps = getattr(pipeline, "components", None)
+    if isinstance(comps, dict):
+        import torch
+
+        parts = [k for k, v in comps.items() if isinstance(v, torch.nn.Module)]
+        name = f"{name} ({' + '.join(parts)})"
+    return model_vram_need(pipeline, dtype, activation_margin=activation_margin, name=name)
 
 
 def weights_nbytes(path: str | Path, dtype: str | None = None) -> tuple[int, int]:
@@ -58,15 +166,14 @@ def weights_nbytes(path: str | Path, dtype: str | None = None) -> tuple[int, int
         with open(f, "rb") as fh:
             (size,) = struct.unpack("<Q", fh.read(8))
             header = json.loads(fh.read(size))
-        for name, t in header.items():
-            if name == "__metadata__":
+        for key, t in header.items():
+            if key == "__metadata__":
                 continue
             numel = 1
             for s in t["shape"]:
                 numel *= s
-            stored = t["dtype"]
-            per = _ST_BYTES.get(stored, 4)
-            if dtype is not None and stored.startswith(("F", "BF")):
+            per = _ST_BYTES.get(t["dtype"], 4)
+            if dtype is not None and t["dtype"].startswith(("F", "BF")):
                 per = dtype_bytes(dtype)
             n_params += numel
             n_bytes += numel * per
@@ -76,281 +183,13 @@ def weights_nbytes(path: str | Path, dtype: str | None = None) -> tuple[int, int
 def need_from_weights(
     path: str | Path, dtype: str | None, *, activation_margin: float, name: str
 ) -> VramEstimate:
-    """VRAM need = weight bytes (headers) x (1 + activation margin), with its basis stated."""
+    """VRAM need in bytes = weight bytes (safetensors headers) x (1 + activation margin)."""
     n_params, nbytes = weights_nbytes(path, dtype)
     return VramEstimate(
         nbytes=int(nbytes * (1 + activation_margin)),
         basis=f"{name}: {n_params:,} params, {nbytes / GIB:.3f} GiB weights "
         f"({dtype or 'stored dtypes'}) from safetensors headers +{activation_margin:.0%} activations",
     )
-
-
-def modules_of(obj: Any) -> list[Any]:
-    """The torch modules of a model object: itself, a diffusers pipeline's components, or the
-    ``.model`` / ``.pipeline`` of an adapter."""
-    import torch
-
-    if isinstance(obj, torch.nn.Module):
-        return [obj]
-    for attr in ("pipeline", "model"):
-        inner = getattr(obj, attr, None)
-        if inner is not None:
-            return modules_of(inner)
-    comps = getattr(obj, "components", None)
-    if isinstance(comps, dict):
-        return [m for m in comps.values() if isinstance(m, torch.nn.Module)]
-    raise TypeError(f"{type(obj).__name__} is not a torch module, pipeline or model adapter")
-
-
-def nbytes_of(obj: Any) -> int:
-    """Parameter + buffer bytes of a model object."""
-    return sum(
-        t.numel() * t.element_size()
-        for m in modules_of(obj)
-        for t in (*m.parameters(), *m.buffers())
-    )
-
-
-def _movable(obj: Any) -> Any:
-    """What ``.to(device)`` is called on: the object, or an adapter's pipeline / model."""
-    if hasattr(obj, "to"):
-        return obj
-    for attr in ("pipeline", "model"):
-        inner = getattr(obj, attr, None)
-        if inner is not None and hasattr(inner, "to"):
-            return inner
-    raise TypeError(f"{type(obj).__name__} has no .to(): register a module, pipeline or adapter")
-
-
-def _split(obj: Any) -> bool:
-    devs: set[str] = set()
-    for m in modules_of(obj):
-        devs |= {str(v) for v in (getattr(m, "hf_device_map", None) or {}).values()}
-    return len(devs) > 1
-
-
-@dataclass
-class MoveRecord:
-    """One transfer: ``kind`` load (host->device), offload (device->host) or reload (loader)."""
-
-    model: str
-    kind: str
-    src: str
-    dst: str
-    nbytes: int
-    seconds: float
-    pinned: bool = False
-    same_device: bool = False
-
-    @property
-    def gb_per_s(self) -> float | None:
-        return self.nbytes / 1e9 / self.seconds if self.seconds > 0 else None
-
-
-@dataclass
-class _Entry:
-    obj: Any
-    need: int
-    loader: Callable[[], Any] | None
-    on_device: bool = False
-    in_use: int = 0
-    last_used: int = 0
-
-
-@dataclass
-class ResidencyManager:
-    """Places registered models on ``device`` within ``capacity_bytes``; see the module doc."""
-
-    device: str
-    capacity_bytes: int
-    host: str = "cpu"
-    pin_host: bool | str = "auto"
-    clock: Callable[[], float] = time.perf_counter
-    moves: list[MoveRecord] = field(default_factory=list)
-    swaps: int = 0
-    _models: dict[str, _Entry] = field(default_factory=dict)
-    _tick: int = 0
-    _lock: threading.RLock = field(default_factory=threading.RLock)
-
-    def register(
-        self,
-        name: str,
-        obj: Any,
-        need: VramEstimate | int,
-        *,
-        loader: Callable[[], Any] | None = None,
-    ) -> None:
-        """Add a model (currently on the host): an ``nn.Module``, a diffusers pipeline, or an
-        adapter holding one as ``.pipeline`` / ``.model``. Fails at once if it can never fit."""
-        need_b = self.require_fits(name, need)
-        self._models[name] = _Entry(obj, need_b, loader)
-
-    def require_fits(self, name: str, need: VramEstimate | int) -> int:
-        """The need in bytes; ResidencyError if it exceeds the budget (call before loading)."""
-        need_b = need.nbytes if isinstance(need, VramEstimate) else int(need)
-        if need_b > self.capacity_bytes:
-            raise ResidencyError(
-                f"model {name!r} needs {need_b / GIB:.2f} GiB but {self.device} has a budget of "
-                f"{self.capacity_bytes / GIB:.2f} GiB: use a smaller dtype (float16/bfloat16), a "
-                "device_map over several GPUs in its ModelSource block, or a larger GPU"
-            )
-        return need_b
-
-    def get(self, name: str) -> Any:
-        return self._entry(name).obj
-
-    def resident(self) -> list[str]:
-        return [n for n, e in self._models.items() if e.on_device]
-
-    def _entry(self, name: str) -> _Entry:
-        if name not in self._models:
-            raise KeyError(f"model {name!r} is not registered (known: {sorted(self._models)})")
-        return self._models[name]
-
-    def acquire(self, name: str) -> Any:
-        """Make ``name`` resident (evicting LRU idle models as needed); returns the object."""
-        with self._lock:
-            e = self._entry(name)
-            self._tick += 1
-            e.last_used = self._tick
-            if e.on_device:
-                return e.obj
-            used = sum(x.need for x in self._models.values() if x.on_device)
-            victims = sorted(
-                (x for x in self._models.values() if x.on_device), key=lambda x: x.last_used
-            )
-            evict: list[_Entry] = []
-            for v in victims:
-                if used + e.need <= self.capacity_bytes:
-                    break
-                if v.in_use:
-                    continue
-                evict.append(v)
-                used -= v.need
-            if used + e.need > self.capacity_bytes:
-                busy = [n for n, x in self._models.items() if x.on_device and x.in_use]
-                raise ResidencyError(
-                    f"cannot place {name!r} ({e.need / GIB:.2f} GiB): models in use {busy} hold "
-                    "the rest of the budget; release them first"
-                )
-            for v in evict:
-                self._offload(self._name(v), v)
-            if evict:
-                self.swaps += 1
-            self._load(name, e)
-            return e.obj
-
-    @contextmanager
-    def using(self, name: str) -> Iterator[Any]:
-        """Acquire ``name`` and keep it from being evicted until the block ends."""
-        with self._lock:
-            obj = self.acquire(name)
-            self._entry(name).in_use += 1
-        try:
-            yield obj
-        finally:
-            with self._lock:
-                self._entry(name).in_use -= 1
-
-    def evict(self, name: str) -> None:
-        """Move ``name`` to the host now (no-op if it is not resident)."""
-        with self._lock:
-            e = self._entry(name)
-            if e.in_use:
-                raise ResidencyError(f"model {name!r} is in use: it cannot be evicted")
-            if e.on_device:
-                self._offload(name, e)
-
-    def _name(self, e: _Entry) -> str:
-        return next(n for n, x in self._models.items() if x is e)
-
-    def _sync(self) -> None:
-        if self.device.startswith("cuda"):
-            import torch
-
-            torch.cuda.synchronize(self.device)
-
-    def _pin(self) -> bool:
-        on = self.device.startswith("cuda") if self.pin_host == "auto" else bool(self.pin_host)
-        return on and self.device.startswith("cuda")
-
-    def _load(self, name: str, e: _Entry) -> None:
-        t0 = self.clock()
-        if e.obj is None:  # dropped at offload: reload through the loader
-            e.obj, kind, pinned = e.loader(), "reload", False
-        else:
-            kind, pinned = "load", self._pin()
-            _movable(e.obj).to(self.device)
-        self._sync()
-        self.moves.append(
-            MoveRecord(
-                name,
-                kind,
-                self.host,
-                self.device,
-                nbytes_of(e.obj),
-                self.clock() - t0,
-                pinned,
-                self.device == self.host,
-            )  # fmt: skip
-        )
-        e.on_device = True
-
-    def _offload(self, name: str, e: _Entry) -> None:
-        nb = nbytes_of(e.obj)
-        t0 = self.clock()
-        if _split(e.obj):
-            if e.loader is None:
-                raise ResidencyError(
-                    f"model {name!r} is spread over several devices (hf_device_map): it is "
-                    "reloaded, not moved, and needs a loader: register it with loader=..."
-                )
-            e.obj = None
-            _free_cuda()
-        else:
-            _movable(e.obj).to(self.host)
-            if self._pin():
-                for m in modules_of(e.obj):
-                    for t in (*m.parameters(), *m.buffers()):
-                        t.data = t.data.pin_memory()
-            _free_cuda()
-        self._sync()
-        self.moves.append(
-            MoveRecord(
-                name,
-                "offload",
-                self.device,
-                self.host,
-                nb,
-                self.clock() - t0,
-                self._pin() and e.obj is not None,
-                self.device == self.host,
-            )  # fmt: skip
-        )
-        e.on_device = False
-
-    def summary(self) -> dict[str, Any]:
-        """Counts and totals: swaps, transfers, GB moved, seconds, mean GB/s."""
-        gb = sum(m.nbytes for m in self.moves) / 1e9
-        secs = sum(m.seconds for m in self.moves)
-        return {
-            "swaps": self.swaps,
-            "transfers": len(self.moves),
-            "loads": sum(m.kind == "load" for m in self.moves),
-            "offloads": sum(m.kind == "offload" for m in self.moves),
-            "reloads": sum(m.kind == "reload" for m in self.moves),
-            "gb_moved": gb,
-            "seconds": secs,
-            "gb_per_s": gb / secs if secs > 0 else None,
-            "same_device": bool(self.moves) and all(m.same_device for m in self.moves),
-        }
-
-
-def _free_cuda() -> None:
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
 
 
 def model_fingerprint(path: str | Path) -> str:
@@ -371,3 +210,298 @@ def model_fingerprint(path: str | Path) -> str:
     if not parts:
         raise FileNotFoundError(f"{root} holds no model files")
     return value_digest(parts)
+
+
+def _split(obj: Any) -> bool:
+    """True when the object's ``hf_device_map`` (any module's) names more than one device."""
+    devs: set[str] = set()
+    for m in modules_of(obj):
+        devs |= {str(v) for v in (getattr(m, "hf_device_map", None) or {}).values()}
+    return len(devs) > 1
+
+
+def _movable(obj: Any) -> Any:
+    """What ``.to(device)`` is called on: the object, or an adapter's pipeline / model."""
+    if hasattr(obj, "to"):
+        return obj
+    for attr in ("pipeline", "model"):
+        inner = getattr(obj, attr, None)
+        if inner is not None and hasattr(inner, "to"):
+            return inner
+    raise TypeError(f"{type(obj).__name__} has no .to(): register a module, pipeline or adapter")
+
+
+# -- moves ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class MoveRecord:
+    """One transfer of one model.
+
+    ``kind``: "move" (``.to()``), "reload" (rebuilt by its loader, for a split model) or "drop"
+    (a split model's references released; nothing copied). ``direction``: "load" (onto the
+    device) or "offload" (off it). ``nbytes``: the model's parameter + buffer bytes;
+    ``seconds``: clock time, after a CUDA synchronise; ``gb_per_s``: nbytes / 1e9 / seconds
+    (None when seconds is 0). ``pinned``: the host copy is page-locked (read from one on a load,
+    written into one on an offload). ``same_device``: device == host, a bookkeeping move.
+    """
+
+    model: str
+    src: str
+    dst: str
+    kind: Literal["move", "reload", "drop"]
+    direction: Literal["load", "offload"]
+    nbytes: int
+    seconds: float
+    pinned: bool = False
+    same_device: bool = False
+    gb_per_s: float | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gb_per_s = self.nbytes / 1e9 / self.seconds if self.seconds > 0 else None
+
+
+@dataclass
+class _Entry:
+    obj: Any
+    need: int
+    loader: Callable[[], Any] | None
+    on_device: bool = False
+    in_use: int = 0
+    last_used: int = 0
+    host_pinned: bool = False
+
+
+class ResidencyManager:
+    """Places registered models on ``device`` so their needs sum to at most ``capacity_bytes``.
+
+    Args:
+        device: where models run ("cuda:0", or "cpu" for bookkeeping without a GPU).
+        capacity_bytes: the VRAM budget in bytes.
+        host: where evicted models live ("cpu").
+        pin_host: pin host copies after an offload; "auto" = when ``device`` is CUDA. Ignored
+            (never pins) on a non-CUDA device or without CUDA: pinning needs a CUDA runtime.
+        clock: seconds-valued clock for the move timings.
+    """
+
+    def __init__(
+        self,
+        device: str,
+        capacity_bytes: int,
+        *,
+        host: str = "cpu",
+        pin_host: bool | Literal["auto"] = "auto",
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        if capacity_bytes <= 0:
+            raise ResidencyError(
+                f"capacity_bytes={capacity_bytes}: give the VRAM budget in bytes > 0"
+            )
+        self.device, self.capacity_bytes, self.host = str(device), int(capacity_bytes), str(host)
+        self.pin_host, self.clock = pin_host, clock
+        self.moves: list[MoveRecord] = []
+        self.swaps = 0
+        self._models: dict[str, _Entry] = {}
+        self._tick = 0
+        self._offloaded = False  # an offload since the last load: the next load is a swap
+        self._lock = threading.RLock()
+
+    def register(
+        self,
+        name: str,
+        obj: Any,
+        need: VramEstimate | int,
+        *,
+        loader: Callable[[], Any] | None = None,
+    ) -> None:
+        """Add a model, on the host: an ``nn.Module``, a diffusers pipeline, or an adapter holding
+        one as ``.pipeline`` / ``.model``; ``need`` in bytes. A split model (``hf_device_map`` over
+        several devices) is taken as already placed and needs ``loader`` to come back after an
+        eviction. Fails at once if it can never fit."""
+        with self._lock:
+            if name in self._models:
+                raise ResidencyError(f"model {name!r} is already registered: use another name")
+            need_b = self.require_fits(name, need)
+            split = _split(obj)
+            if split and loader is None:
+                raise ResidencyError(
+                    f"model {name!r} is spread over several devices (hf_device_map): it is "
+                    "reloaded, not moved, and needs a loader: register it with loader=..."
+                )
+            held = sum(x.need for x in self._models.values() if x.on_device)
+            if split and held + need_b > self.capacity_bytes:
+                raise ResidencyError(
+                    f"model {name!r} is already placed by its hf_device_map but {self.resident()} "
+                    "hold the budget: evict them before registering it"
+                )
+            self._models[name] = _Entry(obj, need_b, loader, on_device=split)
+
+    def require_fits(self, name: str, need: VramEstimate | int) -> int:
+        """The need in bytes; ResidencyError if it exceeds the budget (call before loading)."""
+        need_b = need.nbytes if isinstance(need, VramEstimate) else int(need)
+        if need_b > self.capacity_bytes:
+            raise ResidencyError(
+                f"model {name!r} needs {need_b / GIB:.2f} GiB but {self.device} has a budget of "
+                f"{self.capacity_bytes / GIB:.2f} GiB: use a smaller dtype (float16/bfloat16), a "
+                "device_map over several GPUs in its ModelSource block, or a larger GPU"
+            )
+        return need_b
+
+    def get(self, name: str) -> Any:
+        """The model object (a split model's current one, None while dropped)."""
+        return self._entry(name).obj
+
+    def resident(self) -> list[str]:
+        """Names of the models on the device now."""
+        return [n for n, e in self._models.items() if e.on_device]
+
+    def _entry(self, name: str) -> _Entry:
+        if name not in self._models:
+            raise KeyError(f"model {name!r} is not registered (known: {sorted(self._models)})")
+        return self._models[name]
+
+    def acquire(self, name: str) -> Any:
+        """Make ``name`` resident, evicting least recently used idle models only as far as the
+        capacity requires; returns the model object. Raises before any move if it cannot."""
+        with self._lock:
+            e = self._entry(name)
+            self._tick += 1
+            e.last_used = self._tick
+            if e.on_device:
+                return e.obj
+            self.require_fits(name, e.need)
+            on = sorted(
+                (x for x in self._models.values() if x.on_device), key=lambda x: x.last_used
+            )
+            used = sum(x.need for x in on)
+            evict: list[str] = []
+            for v in on:
+                if used + e.need <= self.capacity_bytes:
+                    break
+                if not v.in_use:
+                    evict.append(self._name(v))
+                    used -= v.need
+            if used + e.need > self.capacity_bytes:
+                busy = [n for n, x in self._models.items() if x.on_device and x.in_use]
+                raise ResidencyError(
+                    f"cannot place {name!r} ({e.need / GIB:.2f} GiB): models in use {busy} hold "
+                    f"the rest of the {self.capacity_bytes / GIB:.2f} GiB budget; release them first"
+                )
+            for v in evict:
+                self._offload(v, self._models[v])
+            self._load(name, e)
+            return e.obj
+
+    ensure_resident = acquire
+
+    @contextmanager
+    def using(self, name: str) -> Iterator[Any]:
+        """Acquire ``name`` and keep it from being evicted until the block ends."""
+        with self._lock:
+            obj = self.acquire(name)
+            self._entry(name).in_use += 1
+        try:
+            yield obj
+        finally:
+            with self._lock:
+                self._entry(name).in_use -= 1
+
+    def evict(self, name: str) -> None:
+        """Move ``name`` to the host now (drop it, if split); no-op if it is not resident."""
+        with self._lock:
+            e = self._entry(name)
+            if e.in_use:
+                raise ResidencyError(f"model {name!r} is in use: leave its using() block first")
+            if e.on_device:
+                self._offload(name, e)
+
+    release = evict
+
+    def _name(self, e: _Entry) -> str:
+        return next(n for n, x in self._models.items() if x is e)
+
+    def _sync(self) -> None:
+        if self.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.synchronize(self.device)
+
+    def _pin(self) -> bool:
+        if not self.device.startswith("cuda") or self.pin_host is False:
+            return False
+        import torch
+
+        return torch.cuda.is_available()
+
+    def _record(
+        self, name: str, kind: Any, direction: Any, nbytes: int, t0: float, pin: bool
+    ) -> None:
+        """Append a record; the clock stops after a CUDA synchronise."""
+        self._sync()
+        seconds = self.clock() - t0
+        src, dst = (self.host, self.device) if direction == "load" else (self.device, self.host)
+        rec = MoveRecord(
+            name, src, dst, kind, direction, nbytes, seconds, pin, self.device == self.host
+        )
+        self.moves.append(rec)
+
+    def _load(self, name: str, e: _Entry) -> None:
+        self._sync()
+        t0 = self.clock()
+        if e.obj is None:  # dropped split model: rebuilt by its loader on its devices
+            e.obj, kind, pinned = e.loader(), "reload", False  # type: ignore[misc]
+        else:
+            kind, pinned = "move", e.host_pinned
+            _movable(e.obj).to(self.device)
+            e.host_pinned = False
+        self._record(name, kind, "load", nbytes_of(e.obj), t0, pinned)
+        e.on_device = True
+        if self._offloaded:
+            self.swaps += 1
+            self._offloaded = False
+
+    def _offload(self, name: str, e: _Entry) -> None:
+        nb = nbytes_of(e.obj)
+        self._sync()
+        t0 = self.clock()
+        if _split(e.obj):
+            if e.loader is None:
+                raise ResidencyError(f"model {name!r} is split over devices and has no loader")
+            e.obj, kind = None, "drop"
+        else:
+            kind = "move"
+            _movable(e.obj).to(self.host)
+            if self._pin():
+                for t in _tensors(e.obj):
+                    t.data = t.data.pin_memory()
+                e.host_pinned = True
+        _free_cuda()
+        self._record(name, kind, "offload", nb, t0, e.host_pinned)
+        e.on_device = False
+        self._offloaded = True
+
+    def summary(self) -> dict[str, Any]:
+        """Swaps; transfers (records) by kind; GB copied (drops excluded), seconds, GB/s overall."""
+        copied = [m for m in self.moves if m.kind != "drop"]
+        gb = sum(m.nbytes for m in copied) / 1e9
+        secs = sum(m.seconds for m in copied)
+        return {
+            "swaps": self.swaps,
+            "transfers": len(self.moves),
+            "loads": sum(m.direction == "load" for m in self.moves),
+            "offloads": sum(m.direction == "offload" for m in self.moves),
+            "reloads": sum(m.kind == "reload" for m in self.moves),
+            "drops": sum(m.kind == "drop" for m in self.moves),
+            "gb_moved": gb,
+            "seconds": secs,
+            "gb_per_s": gb / secs if secs > 0 else None,
+            "pinned": sum(m.pinned for m in self.moves),
+            "same_device": bool(self.moves) and all(m.same_device for m in self.moves),
+        }
+
+
+def _free_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

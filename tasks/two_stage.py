@@ -27,9 +27,9 @@ from prefect.cache_policies import NO_CACHE
 
 from gpuflows.digest import bytes_digest
 from gpuflows.edit_bench import EditPair, decode_image
-from gpuflows.edit_prompts import PromptSet
 from gpuflows.io import atomic_write_bytes
 from gpuflows.ledger import Ledger, item_key
+from gpuflows.prompts_yaml import PromptSet
 from gpuflows.residency import ResidencyManager
 from gpuflows.score_parse import ScoreParseError, parse_score
 from tasks.retries import retry_options

@@ -1,116 +1,182 @@
-"""two-stage-eval data: synthetic generator, loader, bad pairs, prompts, score statistics."""
+"""two-stage-eval benchmark: synthetic generator, file formats, loader, bad pairs, digests."""
 
 import base64
 import json
-import math
+from pathlib import Path
 
-import numpy as np
 import pytest
-from scipy import stats
+from PIL import Image
 
-from gpuflows.edit_bench import CATEGORIES, decode_image, load_benchmark
-from gpuflows.edit_bench_synth import SIZES, generate_benchmark, is_synthetic
-from gpuflows.edit_prompts import load_prompts
+from gpuflows.edit_bench import (
+    CATEGORIES,
+    Category,
+    EditPair,
+    PairError,
+    benchmark_digest,
+    canonical_category,
+    decode_image,
+    load_benchmark,
+    pair_digest,
+    validate_pairs,
+)
+from gpuflows.edit_bench_synth import PRESETS, generate_benchmark, is_synthetic, read_manifest
 from gpuflows.faults import InputError
-from gpuflows.score_stats import describe, render_markdown, summarize
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
-    return generate_benchmark(tmp_path_factory.mktemp("bench"), "smoke", seed=3)
+def smoke(tmp_path_factory) -> Path:
+    return generate_benchmark(tmp_path_factory.mktemp("bench"), preset="smoke", seed=3)
 
 
-def test_generator_round_trip_and_determinism(smoke, tmp_path):
-    res = load_benchmark(smoke)
-    assert res.sizes() == SIZES["smoke"] and not res.rejected and is_synthetic(smoke)
-    assert decode_image(res.pairs[0]).size == (64, 64)
-    again = generate_benchmark(tmp_path / "b", "smoke", seed=3)
-    for f in sorted(smoke.rglob("*.*")):
-        assert (again / f.relative_to(smoke)).read_bytes() == f.read_bytes(), f
-    other = load_benchmark(generate_benchmark(tmp_path / "c", "smoke", seed=4))
-    assert other.digest() != res.digest()
+@pytest.fixture(scope="module")
+def png(smoke) -> bytes:
+    return (smoke / "images" / "physical-000.png").read_bytes()
 
 
-def test_full_preset_matches_the_seed_sizes(tmp_path):
-    res = load_benchmark(generate_benchmark(tmp_path, "full", seed=0, image_size=16))
-    assert res.sizes() == {"physical": 50, "environment": 50, "social": 70, "causal": 50,
-                           "referential": 50}  # fmt: skip
-
-
-def _write(tmp_path, records, name="data.jsonl"):
-    p = tmp_path / name
-    p.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n")
-    return p
-
-
-def test_bad_pairs_rejected_with_field_and_good_ones_kept(smoke, tmp_path):
-    png = (smoke / "images" / "physical-000.png").read_bytes()
-    good = {
-        "instruction": "make it red",
-        "description": "a box",
-        "image": base64.b64encode(png).decode(),
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()
     }
+
+
+def _write(path: Path, records: list, lines: list[str] = ()) -> Path:
+    body = [json.dumps(r, ensure_ascii=False) for r in records] + list(lines)
+    path.write_text("\n".join(body) + "\n", encoding="utf-8")
+    return path
+
+
+def test_smoke_round_trip(smoke):
+    res = load_benchmark(smoke)
+    assert len(res) == 10 and not res.rejected and is_synthetic(smoke)
+    assert res.sizes() == dict.fromkeys(CATEGORIES, 2)
+    assert [p.category for p in res.pairs[::2]] == list(Category)  # category order kept
+    assert res.digest() == read_manifest(smoke)["digest"] == benchmark_digest(res.pairs)
+    im = decode_image(res.pairs[0])
+    assert im.size == (64, 64) and im.mode == "RGB"
+    assert all(p.instruction and p.description for p in res.pairs)
+
+
+def test_full_preset_has_the_seed_sizes(tmp_path):
+    res = load_benchmark(generate_benchmark(tmp_path, preset="full", seed=0, image_size=16))
+    assert len(res) == 270 and not res.rejected
+    assert res.sizes() == PRESETS["full"] == {"physical": 50, "environment": 50, "social": 70,
+                                              "causal": 50, "referential": 50}  # fmt: skip
+
+
+def test_generator_is_byte_identical_per_seed(smoke, tmp_path):
+    again = generate_benchmark(tmp_path / "a", preset="smoke", seed=3)
+    assert _files(again) == _files(smoke)
+    other = generate_benchmark(tmp_path / "b", preset="smoke", seed=4)
+    assert read_manifest(other)["digest"] != read_manifest(smoke)["digest"]
+    # a pair is the same whichever preset holds it
+    full = generate_benchmark(tmp_path / "c", "full", seed=3, image_size=64)
+    assert (full / "images/social-001.png").read_bytes() == (smoke / "images/social-001.png").read_bytes()  # fmt: skip
+    with pytest.raises(InputError, match="preset"):
+        generate_benchmark(tmp_path / "d", preset="huge")
+
+
+def test_bad_pairs_are_rejected_with_pair_and_field(smoke, png, tmp_path):
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs" / "a.png").write_bytes(png)
+    b64 = base64.b64encode(png).decode()
+    good = {"instruction": "make it red", "description": "a box", "image": b64}
     recs = [
-        {"pair_id": "ok-1", "category": "物理", **good},  # Chinese name accepted
-        {"pair_id": "ok-2", "category": "causal", **good, "image": str(smoke / "images" / "causal-000.png")},
+        {"pair_id": "ok-b64", "category": "物理", **good},
+        {"pair_id": "ok-path", "category": "causal", **good, "image": "imgs/a.png"},
+        {"pair_id": "ok-url", "category": "Social", **good, "image": "data:image/png;base64," + b64},
         {"pair_id": "bad-cat", "category": "cosmic", **good},
+        {"pair_id": "no-cat", **good},
         {"pair_id": "bad-instr", "category": "social", **good, "instruction": "  "},
-        {"pair_id": "bad-b64", "category": "social", **good, "image": "not base64 !!"},
+        {"pair_id": "no-instr", "category": "social", "image": b64},
+        {"pair_id": "bad-b64", "category": "social", **good, "image": "not base64 at all !!"},
         {"pair_id": "bad-img", "category": "social", **good, "image": base64.b64encode(b"GIF89 junk").decode()},
-        {"pair_id": "bad-path", "category": "social", **good, "image": "missing.png"},
+        {"pair_id": "cut-png", "category": "social", **good, "image": base64.b64encode(png[:60]).decode()},
+        {"pair_id": "bad-path", "category": "social", **good, "image": "imgs/missing.png"},
         {"category": "social", **good},
+        ["not", "an", "object"],
     ]  # fmt: skip
-    res = load_benchmark(_write(tmp_path, recs))
-    assert [p.pair_id for p in res.pairs] == ["ok-1", "ok-2"]
-    assert res.pairs[0].category == "physical"
-    why = {r.pair_id: (r.field, r.reason) for r in res.rejected}
-    assert why["bad-cat"][0] == "category" and "cosmic" in why["bad-cat"][1]
-    assert why["bad-instr"][0] == "instruction"
-    assert why["bad-b64"][0] == "image" and "base64" in why["bad-b64"][1]
-    assert why["bad-img"][0] == "image" and "does not decode" in why["bad-img"][1]
-    assert why["bad-path"][0] == "image" and "does not exist" in why["bad-path"][1]
-    assert why[None][0] == "pair_id"
+    res = load_benchmark(_write(tmp_path / "data.jsonl", recs, ["{broken json"]))
+    assert [p.pair_id for p in res.pairs] == ["ok-b64", "ok-path", "ok-url"]
+    assert [p.category for p in res.pairs] == ["physical", "causal", "social"]
+    assert Path(res.pairs[1].image) == tmp_path / "imgs" / "a.png"  # resolved against the file
+    why = {r.pair_id: r for r in res.rejected if r.pair_id}
+    expect = {"bad-cat": ("category", "cosmic"), "no-cat": ("category", "missing"),
+              "bad-instr": ("instruction", "empty"), "no-instr": ("instruction", "missing"),
+              "bad-b64": ("image", "base64"), "bad-img": ("image", "does not decode"),
+              "cut-png": ("image", "does not decode"), "bad-path": ("image", "does not exist")}  # fmt: skip
+    for pid, (fld, text) in expect.items():
+        r = why[pid]
+        assert r.field == fld and text in r.reason, (pid, r)
+        assert pid in str(r) and fld in str(r) and r.where.startswith("data.jsonl:")
+    anonymous = sorted((r.field, r.where) for r in res.rejected if r.pair_id is None)
+    assert anonymous == [("pair_id", "data.jsonl:12"), ("record", "data.jsonl:13"),
+                         ("record", "data.jsonl:14")]  # fmt: skip
+    assert "not valid JSON" in next(r.reason for r in res.rejected if r.where == "data.jsonl:14")
 
 
-def test_load_errors_name_the_problem(tmp_path, smoke):
+def test_folder_per_category_and_json_shapes(png, tmp_path):
+    (tmp_path / "img.png").write_bytes(png)
+    rec = {"image": "img.png", "instruction": "do it", "description": "d"}
+    _write(tmp_path / "物理.jsonl", [{"pair_id": "p1", **rec}, {"pair_id": "p2", "category": "social", **rec}])  # fmt: skip
+    (tmp_path / "social.json").write_text(json.dumps([{"pair_id": "s1", **rec}]))
+    (tmp_path / "extra.json").write_text(json.dumps(
+        {"因果": [{"pair_id": "c1", **rec}], "referential": [{"pair_id": "r1", **rec}]}))  # fmt: skip
+    (tmp_path / "manifest.json").write_text('{"synthetic": false}')  # not data
+    res = load_benchmark(tmp_path)
+    assert [(p.pair_id, p.category) for p in res.pairs] == [
+        ("p1", "physical"), ("s1", "social"), ("c1", "causal"), ("r1", "referential")]  # fmt: skip
+    assert [(r.pair_id, r.field) for r in res.rejected] == [("p2", "category")]
+    single = tmp_path / "one" / "bench.json"
+    single.parent.mkdir()
+    single.write_text(json.dumps({"pairs": [{"pair_id": "x", "category": "环境", **rec, "image": str(tmp_path / "img.png")}]}))  # fmt: skip
+    assert [p.category for p in load_benchmark(single).pairs] == ["environment"]
+
+
+def test_load_raises_only_when_nothing_is_usable_or_ids_repeat(smoke, png, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         load_benchmark(tmp_path / "nope")
-    rec = json.loads((smoke / "social.jsonl").read_text().splitlines()[0])
-    rec["image"] = str(smoke / rec["image"])
-    with pytest.raises(InputError, match="repeated"):
-        load_benchmark(_write(tmp_path, [rec, rec]))
-    with pytest.raises(InputError, match="no usable pair"):
-        load_benchmark(_write(tmp_path, [{**rec, "instruction": ""}], "x.jsonl"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no .jsonl or .json"):
+        load_benchmark(tmp_path / "empty")
+    (tmp_path / "bad.json").write_text("[{oops")
+    with pytest.raises(InputError, match=r"bad\.json.*cannot read"):
+        load_benchmark(tmp_path / "bad.json")
+    rec = {"pair_id": "dup-1", "category": "social", "instruction": "x",
+           "image": base64.b64encode(png).decode()}  # fmt: skip
+    with pytest.raises(InputError, match=r"repeated: 'dup-1' at d\.jsonl:1, d\.jsonl:3"):
+        load_benchmark(_write(tmp_path / "d.jsonl", [rec, {**rec, "pair_id": "ok"}, rec]))
+    with pytest.raises(InputError, match=r"no usable pair.*'e1'.*instruction"):
+        load_benchmark(_write(tmp_path / "e.jsonl", [{**rec, "pair_id": "e1", "instruction": ""}]))
 
 
-def test_prompts_cover_every_category_and_reject_unknown_placeholders(tmp_path):
-    ps = load_prompts()
-    assert set(ps.prompts) == set(CATEGORIES) and ps.version
-    system, user = ps.render("causal", "drop the cup", "a cup")
-    assert "drop the cup" in user and "a cup" in user and "Score" in user and system
-    bad = tmp_path / "p.yaml"
-    text = ps.path and open(ps.path).read()
-    bad.write_text(text.replace('"{instruction}"', '"{instr}"', 1))
-    with pytest.raises(InputError, match="unknown placeholder"):
-        load_prompts(bad)
-    bad.write_text(text.replace('version: "', 'old_version: "'))
-    with pytest.raises(InputError, match="version"):
-        load_prompts(bad)
+def test_decode_and_validate_name_the_pair(png, tmp_path):
+    bad = EditPair(pair_id="b1", category="指代", image=base64.b64encode(b"nope").decode(),
+                   instruction="x")  # fmt: skip
+    missing = EditPair(pair_id="m1", category="social", image=str(tmp_path / "no.png"), instruction="x")  # fmt: skip
+    for pair, text in ((bad, "does not decode"), (missing, "does not exist")):
+        with pytest.raises(PairError, match=f"pair '{pair.pair_id}': image: .*{text}") as exc:
+            decode_image(pair)
+        assert isinstance(exc.value, InputError) and exc.value.field == "image"
+    ok = EditPair(pair_id="g1", category="causal", image=base64.b64encode(png).decode(), instruction="x")  # fmt: skip
+    good, rejected = validate_pairs([bad, ok, missing])
+    assert good == [ok] and [(r.pair_id, r.field) for r in rejected] == [("b1", "image"), ("m1", "image")]  # fmt: skip
 
 
-def test_score_statistics_against_scipy():
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 10, 37)
-    d = describe(x, n_failed=2)
-    lo, hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
-    assert d["ci_low"] == pytest.approx(lo, abs=1e-12) and d["ci_high"] == pytest.approx(
-        hi, abs=1e-12
-    )
-    assert d["std"] == pytest.approx(np.std(x, ddof=1), abs=1e-12) and d["n_failed"] == 2
-    one, none = describe([4.0]), describe([], n_failed=3)
-    assert one["mean"] == 4.0 and math.isnan(one["std"]) and math.isnan(one["ci_low"])
-    assert none["n_scored"] == 0 and math.isnan(none["mean"])
-    s = summarize([("physical", 5.0), ("physical", None), ("social", 7.0), ("physical", 6.0)])
-    assert list(s) == ["physical", "social", "overall"]
-    assert s["physical"]["n_failed"] == 1 and s["overall"]["mean"] == pytest.approx(6.0)
-    assert "| overall | 3 | 1 |" in render_markdown(s)
+def test_categories_accept_chinese_names():
+    assert [Category(z) for z in "物理 环境 社会 因果 指代".split()] == list(Category)
+    assert Category(" Physical ") is Category.physical and canonical_category("cosmic") is None
+    pair = EditPair(pair_id="a", category="社会", image="x.png", instruction="x")
+    assert pair.category == "social" and pair.model_dump(mode="json")["category"] == "social"
+
+
+def test_pair_digest_covers_image_bytes_not_location(png, tmp_path):
+    (tmp_path / "a.png").write_bytes(png)
+    as_path = EditPair(pair_id="a", category="social", image=str(tmp_path / "a.png"), instruction="x")  # fmt: skip
+    as_b64 = as_path.model_copy(update={"image": base64.b64encode(png).decode()})
+    assert pair_digest(as_path) == pair_digest(as_b64) == as_path.digest()
+    assert pair_digest(as_path.model_copy(update={"instruction": "y"})) != pair_digest(as_path)
+    other = Image.new("RGB", (4, 4))
+    other.save(tmp_path / "b.png")
+    moved = as_path.model_copy(update={"image": str(tmp_path / "b.png")})
+    assert pair_digest(moved) != pair_digest(as_path)
+    assert benchmark_digest([as_path, moved]) != benchmark_digest([moved, as_path])

@@ -1,0 +1,88 @@
+"""two-stage-eval score statistics against numpy / scipy, edge cases, the markdown table."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from gpuflows.edit_bench import CATEGORIES
+from gpuflows.score_stats import describe, render_markdown, summarize, summarize_scores
+
+
+def _reference(x: np.ndarray, level: float = 0.95) -> dict:
+    lo, hi = stats.t.interval(level, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    return {"mean": np.mean(x), "std": np.std(x, ddof=1), "ci_low": lo, "ci_high": hi,
+            "min": np.min(x), "max": np.max(x)}  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_describe_matches_numpy_and_scipy(seed):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(0, 10, int(rng.integers(2, 200)))
+    level = (0.95, 0.9, 0.99)[seed % 3]
+    d = describe(x, n_failed=seed, level=level)
+    assert d["n_scored"] == len(x) and d["n_failed"] == seed
+    for key, want in _reference(x, level).items():
+        assert d[key] == pytest.approx(want, abs=1e-12), key
+
+
+def test_summarize_per_category_and_overall_on_random_records():
+    rng = np.random.default_rng(7)
+    records, kept = [], {c: [] for c in CATEGORIES}
+    for _ in range(400):
+        cat = CATEGORIES[int(rng.integers(len(CATEGORIES)))]
+        u = rng.random()
+        if u < 0.1:
+            records.append((cat, None, "no score in the answer"))
+        elif u < 0.15:
+            records.append((cat, 5.0, "scored but flagged"))  # an error makes it a failure
+        elif u < 0.2:
+            records.append((cat, float("nan"), None))
+        else:
+            s = float(rng.integers(0, 11))
+            records.append((cat, s, None))
+            kept[cat].append(s)
+    out = summarize_scores(records)
+    assert list(out) == [*CATEGORIES, "overall"]
+    for cat, xs in kept.items():
+        n_cat = sum(r[0] == cat for r in records)
+        assert out[cat]["n_scored"] == len(xs) and out[cat]["n_failed"] == n_cat - len(xs)
+        for key, want in _reference(np.array(xs)).items():
+            assert out[cat][key] == pytest.approx(want, abs=1e-12), (cat, key)
+    every = np.array([s for xs in kept.values() for s in xs])
+    assert out["overall"]["n_scored"] == len(every)
+    assert out["overall"]["n_failed"] == len(records) - len(every)
+    for key, want in _reference(every).items():
+        assert out["overall"][key] == pytest.approx(want, abs=1e-12), key
+
+
+def test_edge_cases_all_failed_and_single_score():
+    out = summarize_scores([("physical", None, "timeout"), ("物理", None, None),
+                            ("social", 7.0, None)])  # fmt: skip
+    phys, social = out["physical"], out["social"]
+    assert (phys["n_scored"], phys["n_failed"]) == (0, 2)
+    assert all(math.isnan(phys[k]) for k in ("mean", "std", "ci_low", "ci_high", "min", "max"))
+    assert social["mean"] == social["min"] == social["max"] == 7.0 and social["n_scored"] == 1
+    assert all(math.isnan(social[k]) for k in ("std", "ci_low", "ci_high"))
+    assert out["overall"]["n_scored"] == 1 and out["overall"]["n_failed"] == 2
+    empty = summarize_scores([])
+    assert list(empty) == ["overall"] and empty["overall"]["n_scored"] == 0
+
+
+def test_fixed_rows_two_tuples_and_other_categories():
+    out = summarize_scores([("causal", 4.0), ("causal", 6.0), ("extra", 1.0)], categories=CATEGORIES)  # fmt: skip
+    assert list(out) == [*CATEGORIES, "extra", "overall"]
+    assert out["physical"]["n_scored"] == 0 and out["causal"]["mean"] == 5.0
+    assert summarize([("causal", 4.0), ("causal", None)])["causal"]["n_failed"] == 1
+
+
+def test_render_markdown():
+    table = render_markdown(summarize_scores([("social", 6.0, None), ("social", 8.0, None),
+                                              ("causal", None, "bad answer")]))  # fmt: skip
+    lines = table.splitlines()
+    assert lines[0].startswith("| category | scored | failed | mean | std | 95 % CI |")
+    social = next(ln for ln in lines if ln.startswith("| social "))
+    assert social.startswith("| social | 2 | 0 | 7.00 | 1.41 | [")
+    assert "| causal | 0 | 1 | n/a | n/a | n/a | n/a | n/a |" in lines
+    assert lines[-1].startswith("| overall | 2 | 1 | 7.00 |")
