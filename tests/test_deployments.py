@@ -92,7 +92,7 @@ def test_project_prefect_yaml_is_valid():
 def test_broken_prefect_yaml_names_deployment_and_field(tmp_path):
     doc = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     entry = str(ROOT / "flows" / "gpu_baseline.py") + ":gpu_baseline"
-    good, cpu = doc["deployments"]
+    good, cpu = doc["deployments"][:2]
     good["entrypoint"] = entry
     good["parameters"] = {"params": {"devcie": "cpu"}}  # a typo pydantic would ignore silently
     del good["concurrency_limit"]
