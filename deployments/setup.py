@@ -1,8 +1,11 @@
 """Set up gpuflows on the Prefect server at ``PREFECT_API_URL``; safe to run again.
 
-1. the process work pool (``gpu-pool``), its concurrency limit = number of GPUs (1 on a CPU host);
+1. this host's share of the process work pool (``gpu-pool``): the host registers its GPU count
+   (1 on a CPU host) in a Prefect Variable ``<pool>-host-<host>``, and the pool's concurrency limit
+   is set to the sum over every registered host (several GPU hosts share one server and pool);
 2. one VRAM limit per GPU (global concurrency limits, slots are GiB) planned by a ``GpuPool``
-   block (``--gpu-pool-block NAME``) or its defaults, through ``tasks.vram.ensure_limits``;
+   block (``--gpu-pool-block NAME``) or its defaults, through ``tasks.vram.ensure_limits``; a block
+   with ``host`` names them per host (``<host>-vram-gpu0``);
 3. the blocks (``prefect block register -m blocks``);
 4. every deployment of ``prefect.yaml`` (``prefect --no-prompt deploy --all``);
 5. unless ``--no-workers``: one process worker per visible GPU, ``--limit 1`` and
@@ -13,10 +16,14 @@
    Workers inherit this command's environment (``GPUFLOWS_RESULTS_DIR``,
    ``PREFECT_RESULTS_LOCAL_STORAGE_PATH``, ...), and so do their flow runs.
 
-    python -m deployments.setup [--pool gpu-pool] [--no-workers] [--gpu-pool-block NAME] [--dry-run]
+    python -m deployments.setup [--pool gpu-pool] [--host NAME] [--no-workers] [--workers-only]
+                                [--gpu-pool-block NAME] [--dry-run] [--leave]
 
-``--dry-run`` prints the plan and changes nothing. Needs a running server: ``prefect server start``
-(or ``python -m deployments.local_server``) and ``export PREFECT_API_URL=http://127.0.0.1:4200/api``.
+``--workers-only`` (an extra GPU host) does 1, 2 and 5 only: blocks and deployments are server
+state another host already set up. ``--leave`` removes this host: its registration, its share of
+the pool limit and its per-host VRAM limits. ``--dry-run`` prints the plan and changes nothing.
+Needs a running server: ``prefect server start`` (or ``python -m deployments.local_server``) and
+``export PREFECT_API_URL=http://127.0.0.1:4200/api``.
 """
 
 from __future__ import annotations
@@ -94,6 +101,7 @@ def plan_workers(
     gpu_indices: list[int] | None = None,
     python: str = sys.executable,
     root: Path = REPO_ROOT,
+    env: dict[str, str] | None = None,
 ) -> list[WorkerSpec]:
     """The workers for a host: one per visible GPU, or one CPU worker when there is none.
 
@@ -107,13 +115,14 @@ def plan_workers(
         gpu_indices: only these GPUs (a ``GpuPool`` block's ``gpu_indices``); None for all.
         python: interpreter that runs ``prefect worker start``.
         root: repository root, exported as ``GPUFLOWS_ROOT`` for the pull step.
+        env: more environment for every worker (``GPUFLOWS_VRAM_HOST`` on a per-host pool).
 
     Example:
         >>> [w.name for w in plan_workers(discover(), host="node1")]
         ['gpu-node1-0', 'gpu-node1-1']
     """
     h = _host_slug(host or socket.gethostname())
-    base = {ROOT_ENV: str(root)}
+    base = {**(env or {}), ROOT_ENV: str(root)}
     gpus = [g for g in discovery.gpus if gpu_indices is None or gpu_id(g) in gpu_indices]
     rows: list[tuple[str, str, int | None]] = [
         (f"gpu-{h}-{gpu_id(g)}", _cuda_index(discovery, g), gpu_id(g)) for g in gpus
@@ -135,6 +144,150 @@ def pool_concurrency(discovery: Discovery, gpu_indices: list[int] | None = None)
     """Flow runs the pool may run at once: one per (selected) GPU, 1 on a CPU host."""
     n = len([g for g in discovery.gpus if gpu_indices is None or gpu_id(g) in gpu_indices])
     return max(1, n)
+
+
+def this_host(block_host: str | None = None, given: str | None = None) -> str:
+    """The name this host registers under and names its workers after (a slug).
+
+    ``--host`` when given, else the ``GpuPool`` block's ``host``, else this machine's short name.
+    """
+    return _host_slug(given or block_host or socket.gethostname())
+
+
+# --- the pool's hosts: one Prefect Variable per host ------------------------------------------------
+
+HOST_TAG = "gpuflows-pool-host"  # tag of every host registration variable
+VRAM_HOST_ENV = "GPUFLOWS_VRAM_HOST"  # given to the workers of a host with per-host VRAM limits
+VRAM_PREFIX_ENV = (
+    "GPUFLOWS_VRAM_PREFIX"  # given to the workers when limit_prefix is not the default
+)
+
+
+def _var_slug(text: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text.lower()).strip("-") or "x"
+
+
+def host_variable(pool: str, host: str) -> str:
+    """Name of the Variable that registers ``host`` in ``pool``: ``gpu-pool-host-node1``."""
+    return f"{_var_slug(pool)}-host-{_host_slug(host)}"
+
+
+def host_entry(
+    pool: str, host: str, slots: int, gpus: list[int], vram_limits: list[str], per_host: bool
+) -> dict[str, Any]:
+    """The value a host registers: its share of the pool limit and the VRAM limits it created."""
+    return {
+        "pool": pool,
+        "host": _host_slug(host),
+        "slots": int(slots),
+        "gpus": sorted(gpus),
+        "vram_limits": sorted(vram_limits),
+        "vram_limits_per_host": per_host,
+    }
+
+
+def read_hosts(pool: str) -> dict[str, dict[str, Any]]:
+    """Every host registered in ``pool``: host -> its entry (see :func:`host_entry`)."""
+    from prefect.client.orchestration import get_client
+
+    hosts: dict[str, dict[str, Any]] = {}
+    offset, page = 0, 200
+    with get_client(sync_client=True) as client:
+        while True:
+            r = client.request(
+                "POST",
+                "/variables/filter",
+                json={
+                    "variables": {"tags": {"all_": [HOST_TAG]}},
+                    "limit": page,
+                    "offset": offset,
+                },
+            )
+            r.raise_for_status()
+            rows = r.json()
+            for row in rows:
+                value = row.get("value")
+                if isinstance(value, dict) and value.get("pool") == pool and "host" in value:
+                    hosts[str(value["host"])] = value
+            if len(rows) < page:
+                return hosts
+            offset += page
+
+
+def register_host(entry: dict[str, Any]) -> None:
+    """Write (or overwrite) a host's registration; idempotent."""
+    from prefect.variables import Variable
+
+    Variable.set(
+        host_variable(entry["pool"], entry["host"]),
+        entry,
+        tags=[HOST_TAG, f"pool-{_var_slug(entry['pool'])}"],
+        overwrite=True,
+    )
+
+
+def unregister_host(pool: str, host: str) -> dict[str, Any] | None:
+    """Remove a host's registration; returns the entry it had, None if it had none."""
+    from prefect.variables import Variable
+
+    name = host_variable(pool, host)
+    entry = Variable.get(name)
+    if entry is None:
+        return None
+    Variable.unset(name)
+    return entry if isinstance(entry, dict) else {}
+
+
+def pool_total(hosts: dict[str, dict[str, Any]]) -> int:
+    """The pool's concurrency limit: the sum of every registered host's slots."""
+    return sum(int(e.get("slots", 0)) for e in hosts.values())
+
+
+def sync_pool_limit(pool: str) -> tuple[int, dict[str, dict[str, Any]], str]:
+    """Set the pool's concurrency limit to the sum over its registered hosts.
+
+    Read, set, read again: a host that registered meanwhile (two hosts running setup at once)
+    is counted by a second update. Returns (limit, hosts, what happened).
+    """
+    hosts = read_hosts(pool)
+    total = pool_total(hosts)
+    what = ensure_work_pool(pool, total)
+    for _ in range(3):
+        again = read_hosts(pool)
+        if pool_total(again) == total:
+            break
+        hosts, total = again, pool_total(again)
+        what = ensure_work_pool(pool, total)
+    return total, hosts, what
+
+
+def shared_limit_hosts(hosts: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
+    """VRAM limit names that several registered hosts use (not named per host) -> those hosts."""
+    users: dict[str, list[str]] = {}
+    for host, e in sorted(hosts.items()):
+        if not e.get("vram_limits_per_host"):
+            for name in e.get("vram_limits", []):
+                users.setdefault(name, []).append(host)
+    return {n: hs for n, hs in users.items() if len(hs) > 1}
+
+
+def delete_limits(names: list[str]) -> list[str]:
+    """Delete global concurrency limits and their turnstiles; returns those that existed."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    from tasks.vram import TURNSTILE_SUFFIX
+
+    gone = []
+    with get_client(sync_client=True) as client:
+        for name in names:
+            for n in (name, f"{name}{TURNSTILE_SUFFIX}"):
+                try:
+                    client.delete_global_concurrency_limit_by_name(n)
+                    gone.append(n)
+                except ObjectNotFound:
+                    pass
+    return gone
 
 
 # --- talking to Prefect --------------------------------------------------------------------------
@@ -164,6 +317,23 @@ def api_url() -> str:
             "`prefect server start` (or fix PREFECT_API_URL)"
         )
     return url
+
+
+def check_pool_type(name: str) -> None:
+    """Fail before anything is written when ``name`` exists as a pool of another type."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            existing = client.read_work_pool(name)
+        except ObjectNotFound:
+            return
+    if existing.type != "process":
+        raise SetupError(
+            f"work pool {name!r} exists with type {existing.type!r}, not 'process': "
+            f"delete it (`prefect work-pool delete {name}`) or pick another --pool"
+        )
 
 
 def ensure_work_pool(name: str, concurrency_limit: int) -> str:
@@ -280,12 +450,66 @@ def _limits_plan(block: str | None, discovery: Discovery) -> tuple[dict[str, int
     return pool_block.plan_limits(discovery), pool_block
 
 
+def _worker_env(pool_block: Any) -> dict[str, str]:
+    """What a host's workers must know to ask for its VRAM limits (per-host names)."""
+    env = {}
+    if pool_block.host:
+        env[VRAM_HOST_ENV] = pool_block.host
+    if pool_block.limit_prefix != "vram-gpu":
+        env[VRAM_PREFIX_ENV] = pool_block.limit_prefix
+    return env
+
+
+def _leave(pool: str, host: str, dry_run: bool, workers: list[WorkerSpec]) -> int:
+    """Remove ``host`` from ``pool``: registration, share of the limit, per-host VRAM limits."""
+    if dry_run:
+        print("dry run: nothing is changed")
+        print(
+            f"  leave:   unregister {host!r} ({host_variable(pool, host)}); pool limit = the rest"
+        )
+        return 0
+    entry = unregister_host(pool, host)
+    if entry is None:
+        print(f"host {host!r} is not registered in pool {pool!r}: nothing to remove")
+    else:
+        print(f"host {host!r} left pool {pool!r} (it gave {entry.get('slots', 0)} slots)")
+        names = list(entry.get("vram_limits", []))
+        if names and entry.get("vram_limits_per_host"):
+            print(f"VRAM limits deleted: {delete_limits(names) or 'none were left'}")
+        elif names:
+            print(f"VRAM limits kept: {names} (not named per host: other hosts may use them)")
+    total, hosts, _ = sync_pool_limit(pool)
+    rest = ", ".join(f"{h}={e.get('slots', 0)}" for h, e in sorted(hosts.items())) or "none"
+    print(f"pool {pool!r}: hosts {rest}; concurrency limit {total}")
+    if total == 0:
+        print("  no host left: no flow run of this pool starts until a host runs setup")
+    if any(_live_worker(w.pid_path()) for w in workers):
+        print(stop_hint(workers))
+    return 0
+
+
 def main(argv: list[str] | None = None, *, discovery: Discovery | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m deployments.setup", description=__doc__.splitlines()[0]
     )
     ap.add_argument("--pool", default=DEFAULT_POOL, help="work pool name (default gpu-pool)")
+    ap.add_argument(
+        "--host",
+        metavar="NAME",
+        help="this host's name in the pool (default: the GpuPool block's host, else hostname)",
+    )
     ap.add_argument("--no-workers", action="store_true", help="do not start workers")
+    ap.add_argument(
+        "--workers-only",
+        action="store_true",
+        help="an extra host: register its GPUs and start its workers; skip blocks, "
+        "deployments and the automation (another host set them up)",
+    )
+    ap.add_argument(
+        "--leave",
+        action="store_true",
+        help="remove this host from the pool (its share of the limit, its per-host VRAM limits)",
+    )
     ap.add_argument("--gpu-pool-block", metavar="NAME", help="saved GpuPool block to plan from")
     ap.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     a = ap.parse_args(argv)
@@ -306,25 +530,46 @@ def main(argv: list[str] | None = None, *, discovery: Discovery | None = None) -
                 f"warning: block {a.gpu_pool_block!r} names pool {pool_block.work_pool_name!r}; "
                 f"using --pool {a.pool!r}"
             )
+        host = this_host(pool_block.host, a.host)
         selected = pool_block.gpu_indices
         slots = pool_concurrency(disc, selected)
-        workers = plan_workers(disc, a.pool, gpu_indices=selected)
+        workers = plan_workers(
+            disc, a.pool, host, gpu_indices=selected, env=_worker_env(pool_block)
+        )
+        if a.leave:
+            return _leave(a.pool, host, a.dry_run, workers)
+        entry = host_entry(
+            a.pool,
+            host,
+            slots,
+            [w.gpu for w in workers if w.gpu is not None],
+            list(limits),
+            per_host=pool_block.host is not None,
+        )
 
         if a.dry_run:
             print("dry run: nothing is changed")
-            print(f"  pool:    {a.pool!r} (process), concurrency limit {slots}")
+            print(
+                f"  pool:    {a.pool!r} (process); host {host!r} registers {slots} slot(s) in "
+                f"variable {host_variable(a.pool, host)!r}; limit = sum over registered hosts"
+            )
             shown = f"{limits} (+ a one-slot turnstile each)" if limits else "none (no GPU)"
             print(f"  limits:  {shown}")
-            print(f"  blocks:  python {' '.join(register_blocks_cmd()[1:])}")
-            print(f"  deploy:  prefect --no-prompt deploy --all  (cwd {REPO_ROOT})")
-            print("  automation: gpuflows-crash-stale-flow-runs (stale heartbeat -> Crashed)")
+            if not a.workers_only:
+                print(f"  blocks:  python {' '.join(register_blocks_cmd()[1:])}")
+                print(f"  deploy:  prefect --no-prompt deploy --all  (cwd {REPO_ROOT})")
+                print("  automation: gpuflows-crash-stale-flow-runs (stale heartbeat -> Crashed)")
             for w in [] if a.no_workers else workers:
                 env = " ".join(f"{k}={v!r}" for k, v in w.env.items())
                 print(f"  worker:  {env} python {' '.join(w.command[1:])}  > {w.log_path()}")
             return 0
 
         assert url is not None
-        print(ensure_work_pool(a.pool, slots))
+        check_pool_type(a.pool)
+        register_host(entry)
+        total, hosts, what = sync_pool_limit(a.pool)
+        shares = ", ".join(f"{h}={e.get('slots', 0)}" for h, e in sorted(hosts.items()))
+        print(f"{what} (hosts: {shares})")
         if limits:
             from tasks.vram import ensure_limits
 
@@ -332,14 +577,23 @@ def main(argv: list[str] | None = None, *, discovery: Discovery | None = None) -
             print(f"VRAM limits: {written}")
         else:
             print("VRAM limits: none (no GPU on this host)")
-        _run(register_blocks_cmd(), url, "block registration")
-        print("blocks registered")
-        _run(deploy_cmd(a.pool), url, "prefect deploy --all")
-        print(f"deployments of {REPO_ROOT / 'prefect.yaml'} applied")
-        from deployments.automations import CRASH_AUTOMATION, ensure_crash_automation
+        for name, users in shared_limit_hosts(hosts).items():
+            print(
+                f"warning: VRAM limit {name!r} is shared by hosts {', '.join(users)}: their GPUs "
+                "of that index share one budget (and the last host's card size wins); give "
+                "each host a GpuPool block with host=<name> (--gpu-pool-block NAME)"
+            )
+        if a.workers_only:
+            print("blocks, deployments, automation: skipped (--workers-only)")
+        else:
+            _run(register_blocks_cmd(), url, "block registration")
+            print("blocks registered")
+            _run(deploy_cmd(a.pool), url, "prefect deploy --all")
+            print(f"deployments of {REPO_ROOT / 'prefect.yaml'} applied")
+            from deployments.automations import CRASH_AUTOMATION, ensure_crash_automation
 
-        ensure_crash_automation()
-        print(f"automation {CRASH_AUTOMATION}: present (stale heartbeat -> Crashed)")
+            ensure_crash_automation()
+            print(f"automation {CRASH_AUTOMATION}: present (stale heartbeat -> Crashed)")
         if a.no_workers:
             print("workers: not started (--no-workers)")
             return 0

@@ -206,3 +206,108 @@ def test_crash_automation_is_created_once(prefect_harness):
         assert len(c.read_automations_by_name(CRASH_AUTOMATION)) == 1
     with pytest.raises(ValueError, match="within_s=30"):
         crash_automation(30)
+
+
+# --- several hosts on one server and pool ----------------------------------------------------------
+
+
+def test_workers_of_a_per_host_pool_know_their_limit_names():
+    workers = plan_workers(_two_gpus(), "gpu-pool", "node1", env={"GPUFLOWS_VRAM_HOST": "node1"})
+    assert all(w.env["GPUFLOWS_VRAM_HOST"] == "node1" for w in workers)
+    assert all(w.env["GPUFLOWS_ROOT"] == str(ROOT) for w in workers)
+
+
+def _setup(capsys, *args: str, discovery: Discovery, pool: str = "multi-pool") -> str:
+    """An extra host's setup without workers (``--workers-only --no-workers``): no subprocess."""
+    from deployments.setup import main
+
+    rc = main(["--pool", pool, "--workers-only", "--no-workers", *args], discovery=discovery)
+    out = capsys.readouterr()
+    assert rc == 0, f"{args}:\n{out.out}\n{out.err}"
+    return out.out
+
+
+def test_hosts_add_up_to_the_pool_limit_and_leave(prefect_harness, capsys):
+    """Two simulated hosts on the harness's server: node-a (2 GPUs, per-host VRAM limits, from a
+    GpuPool block) and node-b (no GPU). The pool limit is the sum; re-runs change nothing; each
+    host can leave."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.variables import Variable
+
+    from blocks import GpuPool
+    from deployments.setup import HOST_TAG, host_variable, read_hosts
+
+    GpuPool(work_pool_name="multi-pool", host="node-a", reserve_gib=2).save(
+        "multi-node-a", overwrite=True
+    )
+    cpu_host = Discovery(method="none", reason="test: no GPU")
+
+    def pool_limit() -> int:
+        with get_client(sync_client=True) as client:
+            return client.read_work_pool("multi-pool").concurrency_limit
+
+    out = _setup(capsys, "--gpu-pool-block", "multi-node-a", discovery=_two_gpus())
+    assert "hosts: node-a=2" in out and "skipped (--workers-only)" in out
+    assert pool_limit() == 2
+    out = _setup(capsys, "--host", "node-b.lab.example", discovery=cpu_host)
+    assert "hosts: node-a=2, node-b=1" in out and "warning" not in out
+    assert pool_limit() == 3
+    for _ in range(2):  # idempotent: same registration, same limit
+        _setup(capsys, "--gpu-pool-block", "multi-node-a", discovery=_two_gpus())
+        assert pool_limit() == 3
+    hosts = read_hosts("multi-pool")
+    assert sorted(hosts) == ["node-a", "node-b"]
+    assert hosts["node-a"]["vram_limits"] == ["node-a-vram-gpu0", "node-a-vram-gpu1"]
+    assert hosts["node-a"]["gpus"] == [0, 1] and hosts["node-b"]["gpus"] == []
+    assert Variable.get(host_variable("multi-pool", "node-b"))["slots"] == 1
+    assert host_variable("multi-pool", "node-b") == "multi-pool-host-node-b"
+    with get_client(sync_client=True) as client:
+        gcl = client.read_global_concurrency_limit_by_name("node-a-vram-gpu0")
+        assert gcl.limit == 78  # 80 GiB - reserve 2
+        tagged = client.request(
+            "POST", "/variables/filter", json={"variables": {"tags": {"all_": [HOST_TAG]}}}
+        ).json()
+    assert {v["name"] for v in tagged} >= {"multi-pool-host-node-a", "multi-pool-host-node-b"}
+
+    out = _setup(capsys, "--host", "node-b", "--leave", discovery=cpu_host)
+    assert "left pool 'multi-pool'" in out and "concurrency limit 2" in out
+    assert pool_limit() == 2 and sorted(read_hosts("multi-pool")) == ["node-a"]
+    out = _setup(capsys, "--gpu-pool-block", "multi-node-a", "--leave", discovery=_two_gpus())
+    assert "VRAM limits deleted" in out and "no host left" in out
+    assert pool_limit() == 0 and read_hosts("multi-pool") == {}
+    with get_client(sync_client=True) as client:
+        for name in ("node-a-vram-gpu0", "node-a-vram-gpu1-turnstile"):
+            with pytest.raises(ObjectNotFound):
+                client.read_global_concurrency_limit_by_name(name)
+    out = _setup(capsys, "--host", "node-b", "--leave", discovery=cpu_host)
+    assert "not registered" in out
+
+
+def test_hosts_sharing_vram_limit_names_are_warned(prefect_harness, capsys):
+    from blocks import GpuPool
+
+    GpuPool(work_pool_name="shared-pool", limit_prefix="shared-vram-gpu").save(
+        "shared-limits", overwrite=True
+    )
+    args = ["--gpu-pool-block", "shared-limits"]
+    _setup(capsys, *args, "--host", "node-c", discovery=_two_gpus(), pool="shared-pool")
+    out = _setup(capsys, *args, "--host", "node-d", discovery=_two_gpus(), pool="shared-pool")
+    assert "warning: VRAM limit 'shared-vram-gpu0' is shared by hosts node-c, node-d" in out
+    assert "host=<name>" in out
+    from deployments.setup import read_hosts
+
+    assert {h: e["slots"] for h, e in read_hosts("shared-pool").items()} == {
+        "node-c": 2,
+        "node-d": 2,
+    }
+
+
+def test_dry_run_names_the_registration(capsys):
+    from deployments.setup import main
+
+    rc = main(["--dry-run", "--workers-only", "--host", "node-e"], discovery=_two_gpus())
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "variable 'gpu-pool-host-node-e'" in out and "sum over registered hosts" in out
+    assert "deploy:" not in out and "gpu-node-e-0" in out
