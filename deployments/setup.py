@@ -157,10 +157,6 @@ def this_host(block_host: str | None = None, given: str | None = None) -> str:
 # --- the pool's hosts: one Prefect Variable per host ------------------------------------------------
 
 HOST_TAG = "gpuflows-pool-host"  # tag of every host registration variable
-VRAM_HOST_ENV = "GPUFLOWS_VRAM_HOST"  # given to the workers of a host with per-host VRAM limits
-VRAM_PREFIX_ENV = (
-    "GPUFLOWS_VRAM_PREFIX"  # given to the workers when limit_prefix is not the default
-)
 
 
 def _var_slug(text: str) -> str:
@@ -452,10 +448,12 @@ def _limits_plan(block: str | None, discovery: Discovery) -> tuple[dict[str, int
 
 def _worker_env(pool_block: Any) -> dict[str, str]:
     """What a host's workers must know to ask for its VRAM limits (per-host names)."""
+    from tasks.vram import DEFAULT_PREFIX, VRAM_HOST_ENV, VRAM_PREFIX_ENV
+
     env = {}
     if pool_block.host:
         env[VRAM_HOST_ENV] = pool_block.host
-    if pool_block.limit_prefix != "vram-gpu":
+    if pool_block.limit_prefix != DEFAULT_PREFIX:
         env[VRAM_PREFIX_ENV] = pool_block.limit_prefix
     return env
 

@@ -32,6 +32,7 @@ Summary artifact ``rqa-sweep-summary`` (Trust Tier: synthetic data -> T1), progr
     python -m flows.rqa_sweep --preset smoke
     python -m flows.rqa_sweep --preset seed-test --device cuda
     python -m flows.rqa_sweep --data gaze.parquet --m 1 2 3 --tau 1 --eps 0.1 0.2 --l-min 2
+    python -m flows.rqa_sweep --preset seed-test --task-runner dask      # local cluster, 1 per GPU
 """
 
 from __future__ import annotations
@@ -44,10 +45,12 @@ from typing import Annotated, Any, Literal
 import numpy as np
 import pandas as pd
 from prefect import flow, get_run_logger
+from prefect.futures import as_completed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gpuflows import gaze
 from gpuflows.checks import CheckResult
+from gpuflows.devices import DeviceChoice
 from gpuflows.digest import file_digest
 from gpuflows.envlock import build_lock
 from gpuflows.faults import InputError
@@ -63,6 +66,7 @@ from tasks.monitoring import gpu_monitor
 from tasks.progress import RunProgress
 from tasks.reports import publish_tiered_report, run_dir
 from tasks.rqa import KEY_SEP, rqa_mt
+from tasks.runners import TaskRunnerSpec, gpu_resources, with_task_runner
 
 SUMMARY_KEY = "rqa-sweep-summary"
 PROGRESS_KEY = "rqa-sweep-progress"
@@ -123,6 +127,14 @@ class RqaSweepParams(BaseModel):
     )
     seed: int = Field(0, ge=0, description="Seed of the synthetic generator and of the lock.")
     monitor_interval_s: float = Field(1.0, gt=0, description="GPU monitor sampling interval.")
+    task_runner: TaskRunnerSpec = Field(
+        default_factory=TaskRunnerSpec,
+        description=(
+            "Where the (m, tau) tasks run: 'thread' (this flow-run process, one after another) "
+            "or 'dask' (a subflow whose tasks spread over a local cluster, one pinned worker "
+            "per GPU, or over the cluster at address)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _grid(self) -> RqaSweepParams:
@@ -215,6 +227,65 @@ def _summary_md(p, stats, top, n_subjects, device_used, backend, plots) -> str:
     return "\n".join(lines)
 
 
+def _rqa_args(p: RqaSweepParams, choice: DeviceChoice) -> tuple:
+    """The arguments of ``rqa_mt`` after (series, m, tau) for this sweep."""
+    return (list(p.eps), list(p.l_min), p.v_min, p.metric, p.theiler, p.normalize, choice, p.dtype)
+
+
+def _progress(p: RqaSweepParams, key: str) -> tuple[RunProgress, dict[tuple[int, int], int]]:
+    """The run's progress artifact in grid combinations, and the combinations each computed
+    (m, tau) unit accounts for (m = 1 stands for every tau)."""
+    per_unit: dict[tuple[int, int], int] = {}
+    for m, _, tau_c in compute_units(p.m, p.tau):
+        per_unit[(m, tau_c)] = per_unit.get((m, tau_c), 0) + len(p.eps) * len(p.l_min)
+    prog = RunProgress(key, total=p.n_combinations, what="combinations", min_interval_s=0.0)
+    return prog, per_unit
+
+
+def _units_in_process(
+    series: dict[str, np.ndarray], p: RqaSweepParams, choice: DeviceChoice
+) -> dict[tuple[int, int], dict]:
+    """Each distinct (m, tau) once, one after another in this process (the GPU, if any, is
+    used by one unit at a time). m = 1 is computed at its first tau only (tau is irrelevant)."""
+    progress, per_unit = _progress(p, PROGRESS_KEY)
+    computed: dict[tuple[int, int], dict] = {}
+    for m, tau in per_unit:
+        computed[(m, tau)] = rqa_mt(series, m, tau, *_rqa_args(p, choice))
+        progress.advance(per_unit[(m, tau)])
+    return computed
+
+
+def _units_as_pairs(rows: list[dict]) -> dict[tuple[int, int], dict]:
+    return {(r["m"], r["tau"]): r["result"] for r in rows}
+
+
+@flow(name="rqa-sweep-units", log_prints=True)
+def rqa_sweep_units(
+    params: RqaSweepParams, choice: DeviceChoice, progress_key: str = PROGRESS_KEY
+) -> list[dict]:
+    """Every distinct (m, tau) of the sweep as a task on this flow's task runner (a Dask cluster
+    when ``rqa-sweep`` runs with ``task_runner.kind='dask'``); GPU units ask for a Dask GPU.
+
+    Takes the parameters, not the arrays, and loads the data itself: flow parameters are stored
+    by the API as JSON. Returns ``[{"m", "tau", "result"}]`` in the sweep's order.
+    """
+    p = params
+    frame, _, _ = _load(p)
+    series = _series_arrays(frame, list(p.series))
+    progress, per_unit = _progress(p, progress_key)
+    units = list(per_unit)
+    gpus = None if choice.kind != "cuda" else (p.task_runner.gpus_per_task or 1.0)
+    with gpu_resources(p.task_runner, gpus=gpus):
+        futures = {
+            rqa_mt.submit(series, m, tau, *_rqa_args(p, choice)): (m, tau) for m, tau in units
+        }
+    done: dict[tuple[int, int], dict] = {}
+    for fut in as_completed(list(futures)):
+        done[futures[fut]] = fut.result()
+        progress.advance(per_unit[futures[fut]])
+    return [{"m": m, "tau": tau, "result": done[(m, tau)]} for m, tau in units]
+
+
 @flow(name="rqa-sweep", log_prints=True)
 def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # noqa: B008
     """RQA parameter sweep: exact sweep-aware RQA, tidy table, group statistics, tiered summary."""
@@ -227,37 +298,24 @@ def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # n
     groups = frame.drop_duplicates("subject_id").set_index("subject_id")["group"]
     out = run_dir("rqa-sweep")
     out.mkdir(parents=True, exist_ok=True)
-    per_task = len(p.eps) * len(p.l_min)
-    progress = RunProgress(
-        PROGRESS_KEY, total=p.n_combinations, what="combinations", min_interval_s=0.0
-    )
-    results = []
     with gpu_monitor(
         interval_s=p.monitor_interval_s,
         key=MONITOR_KEY,
         title=f"rqa-sweep on {choice.device}",
     ):
-        computed: dict[tuple[int, int], dict] = {}
-        for m, tau, tau_c in compute_units(p.m, p.tau):
-            if (m, tau_c) in computed:  # m = 1: the rows of its first tau, relabelled
-                done = computed[(m, tau_c)]
-                results.append({**done, "columns": relabel_tau(done["columns"], tau)})
-            else:
-                computed[(m, tau)] = rqa_mt(
-                    series,
-                    m,
-                    tau,
-                    list(p.eps),
-                    list(p.l_min),
-                    p.v_min,
-                    p.metric,
-                    p.theiler,
-                    p.normalize,
-                    choice,
-                    p.dtype,
-                )  # fmt: skip
-                results.append(computed[(m, tau)])
-            progress.advance(per_task)
+        if p.task_runner.kind == "thread":
+            computed = _units_in_process(series, p, choice)
+        else:  # the units as tasks of a subflow on the chosen cluster
+            log.info("rqa-sweep: (m, tau) units on %s", p.task_runner)
+            computed = _units_as_pairs(
+                with_task_runner(rqa_sweep_units, p.task_runner)(p, choice, PROGRESS_KEY)
+            )
+        results = [
+            {**computed[(m, tau_c)], "columns": relabel_tau(computed[(m, tau_c)]["columns"], tau)}
+            if tau != tau_c
+            else computed[(m, tau)]
+            for m, tau, tau_c in compute_units(p.m, p.tau)
+        ]
 
     tidy = pd.concat([pd.DataFrame(r["columns"]) for r in results], ignore_index=True)
     tidy.insert(1, "group", tidy["subject_id"].map(groups))
@@ -360,12 +418,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-combinations", type=int, default=DEFAULT_MAX_COMBINATIONS)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
+    ap.add_argument(
+        "--task-runner",
+        choices=["thread", "dask"],
+        default="thread",
+        help="where the (m, tau) units run: this process, or a Dask cluster",
+    )
+    ap.add_argument("--dask-address", help="tcp://HOST:8786 of a running Dask scheduler")
+    ap.add_argument("--dask-workers", type=int, help="workers of the local Dask cluster")
     a = ap.parse_args(argv)
     try:
+        runner = TaskRunnerSpec(
+            kind=a.task_runner, address=a.dask_address, n_workers=a.dask_workers
+        )
         params = RqaSweepParams(
             data_path=a.data, preset=a.preset, device=a.device, m=a.m, tau=a.tau, eps=a.eps,
             l_min=a.l_min, series=a.series, max_combinations=a.max_combinations, seed=a.seed,
-            dtype=a.dtype,
+            dtype=a.dtype, task_runner=runner,
         )  # fmt: skip
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

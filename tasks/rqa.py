@@ -27,6 +27,7 @@ from gpuflows.faults import run_with_oom_fallback
 from gpuflows.rqa_tables import METRIC_NAMES
 from tasks.caching import house_cache_policy
 from tasks.retries import retry_options
+from tasks.runners import device_here
 from tasks.vram import vram_budget
 
 KEY_SEP = "|"
@@ -101,6 +102,7 @@ def rqa_mt(
     recurrence entries whose float32 decision differs from float64, summed; else None).
     """
     t0 = time.perf_counter()
+    choice = device_here(choice)  # on a Dask worker pinned to one GPU: that GPU
     cols: dict[str, list] = {
         k: [] for k in ("subject_id", "series", "m", "tau", "eps", "l_min", "N", *METRIC_NAMES)
     }

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gpuflows.devices import Discovery, parse_visible_devices
+from gpuflows.devices import DeviceChoice, Discovery, parse_visible_devices
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -323,3 +323,33 @@ def gpu_resources(spec: TaskRunnerSpec, gpus: float | None = None) -> Iterator[d
     resources = {GPU_RESOURCE: float(n)}
     with dask.annotate(resources=resources):
         yield resources
+
+
+def on_dask_worker() -> bool:
+    """True inside a task running on a Dask worker (never imports ``distributed`` to find out)."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return False
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:  # not inside a worker
+        return False
+    return True
+
+
+def device_here(choice: DeviceChoice) -> DeviceChoice:
+    """The device a task should use where it runs: ``choice``, re-chosen on a Dask worker.
+
+    A GPU chosen by the flow-run process (``cuda:1``, say) does not exist as such on a Dask
+    worker pinned with ``CUDA_VISIBLE_DEVICES`` to one GPU; there the task takes the worker's
+    own GPU (``choose_device("cuda")``: an error, not a silent CPU fallback, if it has none).
+    A CPU choice, or a task in the flow-run process, keeps ``choice``.
+    """
+    if choice.kind != "cuda" or not on_dask_worker():
+        return choice
+    from gpuflows.devices import choose_device
+
+    return choose_device("cuda")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,22 @@ log = logging.getLogger("gpuflows.vram")
 
 DEFAULT_LEASE_S = 60.0
 TURNSTILE_SUFFIX = "-turnstile"
+DEFAULT_PREFIX = "vram-gpu"
+
+VRAM_HOST_ENV = "GPUFLOWS_VRAM_HOST"
+"""Host part of the VRAM limit names (``<host>-vram-gpu0``); ``deployments.setup`` gives it to the
+workers of a host whose ``GpuPool`` block sets ``host``, so their flow runs ask for that host's
+limits without any flow parameter."""
+VRAM_PREFIX_ENV = "GPUFLOWS_VRAM_PREFIX"
+"""Limit name prefix when a ``GpuPool`` block's ``limit_prefix`` is not ``vram-gpu``."""
+
+
+def limit_naming(host: str | None = None, prefix: str | None = None) -> tuple[str | None, str]:
+    """(host, prefix) of this process's VRAM limit names: the arguments, else the worker's
+    environment (:data:`VRAM_HOST_ENV`, :data:`VRAM_PREFIX_ENV`), else no host and ``vram-gpu``."""
+    host = host if host is not None else (os.environ.get(VRAM_HOST_ENV, "").strip() or None)
+    prefix = prefix or os.environ.get(VRAM_PREFIX_ENV, "").strip() or DEFAULT_PREFIX
+    return host, prefix
 
 
 class VramGrant(BaseModel):
@@ -155,7 +172,7 @@ def vram_budget(
     fair: bool = True,
     lease_duration_s: float = DEFAULT_LEASE_S,
     host: str | None = None,
-    prefix: str = "vram-gpu",
+    prefix: str | None = None,
 ) -> Iterator[VramGrant]:
     """Hold ``estimate.gib`` slots of the device's VRAM limit around GPU work.
 
@@ -165,8 +182,10 @@ def vram_budget(
         timeout_s: longest wait for slots before ``TimeoutError`` (None: forever).
         fair: take the GPU's turnstile first, so large requests are not starved.
         lease_duration_s: slot lease; a killed holder's slots return after about this long.
-        host: host prefix when several hosts share one server (``GpuPool.host``).
-        prefix: limit name prefix (``GpuPool.limit_prefix``).
+        host: host prefix when several hosts share one server (``GpuPool.host``); default
+            :data:`VRAM_HOST_ENV`, which ``deployments.setup`` gives such a host's workers.
+        prefix: limit name prefix (``GpuPool.limit_prefix``); default :data:`VRAM_PREFIX_ENV`,
+            else ``vram-gpu``.
 
     Raises:
         BudgetError: the request is larger than the card, or the GPU has no limit (run
@@ -178,6 +197,7 @@ def vram_budget(
         >>> g.peak.ratio  # measured / estimate
     """
     need = gib_slots(estimate.nbytes)
+    host, prefix = limit_naming(host, prefix)
     limit = gpu_limit(device, host=host, prefix=prefix)
     grant = VramGrant(
         device=device.device,
@@ -192,7 +212,7 @@ def vram_budget(
         grant.held_s = grant.released_at - grant.acquired_at
         return
     capacity = _capacity(limit)
-    if capacity is None and host is None and prefix == "vram-gpu":
+    if capacity is None and host is None and prefix == DEFAULT_PREFIX:
         # First GPU work on a host nobody ran `make deploy` on (a laptop, `make demo`): create
         # this host's limits from discovery, as deployments.setup would.
         log.info("no VRAM limit %s yet: creating this host's limits from GPU discovery", limit)
@@ -201,7 +221,8 @@ def vram_budget(
     if capacity is None:
         raise BudgetError(
             f"no VRAM limit {limit!r} on the Prefect server: create it with "
-            "`python -m deployments.setup` (or tasks.vram.ensure_vram_limits())"
+            "`python -m deployments.setup` (with the GpuPool block that names this host, "
+            f"--gpu-pool-block NAME) or check {VRAM_HOST_ENV}/{VRAM_PREFIX_ENV} of this worker"
         )
     grant.capacity_gib = capacity
     check_fits(need, capacity, limit=limit)

@@ -106,3 +106,24 @@ def test_first_gpu_work_creates_this_hosts_limits_from_discovery(prefect_harness
     with vram_budget(VramEstimate(nbytes=10 * GIB, basis="x"), device=fake_gpu(95)) as g:
         pass
     assert g.limit == "vram-gpu95" and g.capacity_gib == 79  # 80 GiB minus the 1 GiB reserve
+
+
+def test_a_per_host_workers_environment_names_its_limits(prefect_harness, monkeypatch):
+    """deployments.setup gives a per-host pool's workers GPUFLOWS_VRAM_HOST (and the prefix when
+    it is not the default): their flow runs then hold <host>-<prefix>N, never another host's."""
+    from tasks.vram import VRAM_HOST_ENV, VRAM_PREFIX_ENV, limit_naming
+
+    ensure_limits({"node-z-vram-gpu96": 40, "vram-gpu96": 80, "node-z-big-gpu96": 20})
+    monkeypatch.setenv(VRAM_HOST_ENV, "node-z")
+    with vram_budget(VramEstimate(nbytes=GIB, basis="x"), device=fake_gpu(96)) as g:
+        pass
+    assert (g.limit, g.capacity_gib) == ("node-z-vram-gpu96", 40)
+    monkeypatch.setenv(VRAM_PREFIX_ENV, "big-gpu")
+    with vram_budget(VramEstimate(nbytes=GIB, basis="x"), device=fake_gpu(96)) as g:
+        pass
+    assert (g.limit, g.capacity_gib) == ("node-z-big-gpu96", 20)
+    assert limit_naming("other", "vram-gpu") == ("other", "vram-gpu")  # arguments win
+    monkeypatch.setenv(VRAM_HOST_ENV, "node-y")  # a host whose limits were never created
+    with pytest.raises(BudgetError, match="node-y-big-gpu96.*GPUFLOWS_VRAM_HOST"):
+        with vram_budget(VramEstimate(nbytes=GIB, basis="x"), device=fake_gpu(96)):
+            pass
