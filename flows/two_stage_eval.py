@@ -157,7 +157,9 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
                          prompts, fps["reward"], score_settings, p.batch_size, progress)  # fmt: skip
 
     # -- report ------------------------------------------------------------------------------
-    summary = summarize((q.category, scores[q.pair_id]["score"]) for q in pairs)
+    summary = summarize(
+        (q.category, scores[q.pair_id]["score"], scores[q.pair_id]["error"]) for q in pairs
+    )
     planned = move_plan.compare(
         loaded.sizes(), needs["edit"].nbytes, needs["reward"].nbytes, capacity
     )

@@ -170,15 +170,26 @@ def _undecodable(exc: BaseException) -> str:
     return f"does not decode as an image ({type(exc).__name__}: {exc}): re-encode it as PNG or JPEG"
 
 
-def pair_digest(pair: EditPair) -> str:
-    """Digest of the pair's fields and image *bytes* (not where the image lives).
-
-    The image's digest is cached on the pair (files are read once per run, not per call).
-    """
+def _image_digest(pair: EditPair) -> str:
+    """Digest of the image *bytes*, cached on the pair (files are read once per run)."""
     if pair._digest_of is None or pair._digest_of[0] != pair.image:
         pair._digest_of = (pair.image, bytes_digest(image_bytes(pair)))
+    return pair._digest_of[1]
+
+
+def pair_digest(pair: EditPair) -> str:
+    """Digest of the pair's fields and image *bytes* (not where the image lives)."""
     fields = {k: str(getattr(pair, k)) for k in ("pair_id", "category", "instruction", "description")}  # fmt: skip
-    return value_digest(fields | {"image": pair._digest_of[1]})
+    return value_digest(fields | {"image": _image_digest(pair)})
+
+
+def edit_input_digest(pair: EditPair) -> str:
+    """Digest of what an edit reads: the id (it seeds the noise), the instruction, the image
+    bytes. Not the category or description, which only the reward prompt reads: changing them
+    re-scores a pair without re-editing it."""
+    return value_digest(
+        {"pair_id": pair.pair_id, "instruction": pair.instruction, "image": _image_digest(pair)}
+    )
 
 
 def benchmark_digest(pairs: Iterable[EditPair]) -> str:
@@ -231,13 +242,17 @@ class LoadResult(Benchmark):
 
 
 def validate_pairs(pairs: Iterable[EditPair]) -> tuple[list[EditPair], list[Rejection]]:
-    """Check each image once (read, PIL ``verify``) and cache its digest: (good, rejected)."""
+    """Decode each image once, fully, and cache its digest: (good, rejected).
+
+    A full decode (``Image.load``), not PIL's ``verify``: ``verify`` passes a truncated JPEG,
+    which would then fail in the middle of stage 1. One image is held at a time.
+    """
     good, bad = [], []
     for p in pairs:
         try:
             data = image_bytes(p)
             with Image.open(io.BytesIO(data)) as im:
-                im.verify()
+                im.load()
                 if min(im.size) < 1:
                     raise ValueError(f"size {im.size}")
         except PairError as exc:

@@ -4,15 +4,18 @@ Each stage is one retried task over all its pairs, in batches. Every finished pa
 durably in the checkpoint folder's ledger (:mod:`gpuflows.ledger`) before the next batch, keyed
 by a digest of everything its result depends on:
 
-* edit key = pair content digest + edit model fingerprint + seed, steps, guidance;
-* score key = the *digest of the edited PNG* + prompt set digest + reward model fingerprint, so a
-  re-edited image is re-scored and an unchanged one never is.
+* edit key = digest of what the edit reads (pair id, instruction, image bytes) + edit model
+  fingerprint + seed, steps, guidance;
+* score key = the *digest of the edited PNG* + the pair + the digest of the rendered prompts
+  (category, instruction, description in the versioned prompt set) + reward model fingerprint
+  and settings, so a re-edited image is re-scored, an unchanged one never is, and a pair whose
+  description (read only by the reward prompt) changed is re-scored without being re-edited.
 
 A re-run (or a retry after a crash) skips every recorded key: nothing finished is redone,
 nothing is recorded twice. Models are placed by the residency manager passed in (thread task
 runner: the objects are shared, not serialised). Deterministic failures (an image that does not
-decode, an answer without a score) are recorded as errors for that pair; OOM and transient faults
-raise and are retried by Prefect.
+decode, an answer without a score) are recorded as errors for that pair and never become a
+number; OOM and transient faults raise and are retried by Prefect.
 """
 
 from __future__ import annotations
@@ -25,8 +28,8 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from gpuflows.digest import bytes_digest
-from gpuflows.edit_bench import EditPair, decode_image
+from gpuflows.digest import bytes_digest, value_digest
+from gpuflows.edit_bench import EditPair, PairError, decode_image, edit_input_digest
 from gpuflows.io import atomic_write_bytes
 from gpuflows.ledger import Ledger, item_key
 from gpuflows.prompts_yaml import PromptSet
@@ -39,11 +42,16 @@ EXECUTED: list[tuple[str, str]] = []
 
 
 def edit_key(pair: EditPair, model_fp: str, settings: dict[str, Any]) -> str:
-    return item_key(stage="edit", pair=pair.digest(), model=model_fp, **settings)
+    return item_key(stage="edit", pair=edit_input_digest(pair), model=model_fp, **settings)
 
 
-def score_key(edited_digest: str, prompts: PromptSet, model_fp: str, settings: dict) -> str:
-    return item_key(stage="score", image=edited_digest, prompts=prompts.digest, model=model_fp, **settings)  # fmt: skip
+def score_key(
+    edited_digest: str, pair: EditPair, prompts: PromptSet, model_fp: str, settings: dict
+) -> str:
+    rendered = prompts.render(pair.category, pair.instruction, pair.description)
+    return item_key(stage="score", image=edited_digest, pair=pair.pair_id,
+                    prompt=value_digest(list(rendered)), prompts=prompts.digest, model=model_fp,
+                    **settings)  # fmt: skip
 
 
 def _batches(items: list, size: int):
@@ -76,7 +84,22 @@ def edit_stage(
         with mgr.using("edit") as model:
             for batch in _batches(todo, batch_size):
                 t0 = time.perf_counter()
-                images = [decode_image(p) for p in batch]  # checked at load: decodes here
+                images, ok = [], []
+                # decoded at load already: a file changed since is this pair's error, not a crash
+                for p in batch:
+                    try:
+                        images.append(decode_image(p))
+                        ok.append(p)
+                    except PairError as exc:
+                        ledger.append({"key": keys[p.pair_id], "pair_id": p.pair_id,
+                                       "category": p.category, "edited": None,
+                                       "edited_digest": None, "error": str(exc)})  # fmt: skip
+                        EXECUTED.append(("edit", p.pair_id))
+                if progress is not None and len(ok) < len(batch):
+                    progress.advance(len(batch) - len(ok))
+                batch = ok
+                if not batch:
+                    continue
                 edited = model.edit(
                     images,
                     [p.instruction for p in batch],
@@ -95,7 +118,8 @@ def edit_stage(
                     path = out_dir / f"{p.pair_id}-{digest.split(':')[-1][:16]}.png"
                     atomic_write_bytes(path, data)  # the file first, then its record
                     rec = {"key": keys[p.pair_id], "pair_id": p.pair_id, "category": p.category,
-                           "edited": str(path), "edited_digest": digest, "seconds": per}  # fmt: skip
+                           "edited": str(path), "edited_digest": digest, "seconds": per,
+                           "error": None}  # fmt: skip
                     ledger.append(rec)
                     EXECUTED.append(("edit", p.pair_id))
                 if progress is not None:
@@ -116,20 +140,29 @@ def score_stage(
     batch_size: int,
     progress: Any = None,
 ) -> dict[str, dict]:
-    """Score every edited pair not yet in the ledger; returns {pair_id: score record}."""
+    """Score every edited pair not yet in the ledger; returns {pair_id: score record}.
+
+    A pair whose edit failed is not scored: its record carries the stage-1 error, no score.
+    """
     from PIL import Image
 
     log = get_run_logger()
     done = ledger.latest()
+    unedited = {
+        p.pair_id: {"pair_id": p.pair_id, "category": p.category, "answer": None, "score": None,
+                    "error": f"stage 1 (edit) failed: {edits[p.pair_id].get('error')}"}
+        for p in pairs if edits[p.pair_id].get("edited_digest") is None
+    }  # fmt: skip
+    pairs = [p for p in pairs if p.pair_id not in unedited]
     keys = {
-        p.pair_id: score_key(edits[p.pair_id]["edited_digest"], prompts, model_fp, settings)
+        p.pair_id: score_key(edits[p.pair_id]["edited_digest"], p, prompts, model_fp, settings)
         for p in pairs
     }
     todo = [p for p in pairs if keys[p.pair_id] not in done]
     log.info("stage 2: %d of %d pairs to score (%d from the checkpoint)", len(todo), len(pairs),
              len(pairs) - len(todo))  # fmt: skip
     if progress is not None:
-        progress.advance(len(pairs) - len(todo))
+        progress.advance(len(pairs) - len(todo) + len(unedited))
     lo, hi = settings["score_range"]
     if todo:
         with mgr.using("score") as model:
@@ -159,4 +192,4 @@ def score_stage(
                 if progress is not None:
                     progress.advance(len(batch))
     latest = ledger.latest()
-    return {p.pair_id: latest[keys[p.pair_id]] for p in pairs}
+    return {**unedited, **{p.pair_id: latest[keys[p.pair_id]] for p in pairs}}

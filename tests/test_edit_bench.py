@@ -21,6 +21,7 @@ from gpuflows.edit_bench import (
 )
 from gpuflows.edit_bench_synth import PRESETS, generate_benchmark, is_synthetic, read_manifest
 from gpuflows.faults import InputError
+from tests.fixtures.images import truncated_jpeg
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +81,7 @@ def test_bad_pairs_are_rejected_with_pair_and_field(smoke, png, tmp_path):
     (tmp_path / "imgs" / "a.png").write_bytes(png)
     b64 = base64.b64encode(png).decode()
     good = {"instruction": "make it red", "description": "a box", "image": b64}
+    cut_jpeg = truncated_jpeg()
     recs = [
         {"pair_id": "ok-b64", "category": "物理", **good},
         {"pair_id": "ok-path", "category": "causal", **good, "image": "imgs/a.png"},
@@ -91,6 +93,7 @@ def test_bad_pairs_are_rejected_with_pair_and_field(smoke, png, tmp_path):
         {"pair_id": "bad-b64", "category": "social", **good, "image": "not base64 at all !!"},
         {"pair_id": "bad-img", "category": "social", **good, "image": base64.b64encode(b"GIF89 junk").decode()},
         {"pair_id": "cut-png", "category": "social", **good, "image": base64.b64encode(png[:60]).decode()},
+        {"pair_id": "cut-jpeg", "category": "social", **good, "image": base64.b64encode(cut_jpeg).decode()},
         {"pair_id": "bad-path", "category": "social", **good, "image": "imgs/missing.png"},
         {"category": "social", **good},
         ["not", "an", "object"],
@@ -103,15 +106,15 @@ def test_bad_pairs_are_rejected_with_pair_and_field(smoke, png, tmp_path):
     expect = {"bad-cat": ("category", "cosmic"), "no-cat": ("category", "missing"),
               "bad-instr": ("instruction", "empty"), "no-instr": ("instruction", "missing"),
               "bad-b64": ("image", "base64"), "bad-img": ("image", "does not decode"),
-              "cut-png": ("image", "does not decode"), "bad-path": ("image", "does not exist")}  # fmt: skip
+              "cut-png": ("image", "does not decode"), "cut-jpeg": ("image", "truncated"), "bad-path": ("image", "does not exist")}  # fmt: skip
     for pid, (fld, text) in expect.items():
         r = why[pid]
         assert r.field == fld and text in r.reason, (pid, r)
         assert pid in str(r) and fld in str(r) and r.where.startswith("data.jsonl:")
     anonymous = sorted((r.field, r.where) for r in res.rejected if r.pair_id is None)
-    assert anonymous == [("pair_id", "data.jsonl:12"), ("record", "data.jsonl:13"),
-                         ("record", "data.jsonl:14")]  # fmt: skip
-    assert "not valid JSON" in next(r.reason for r in res.rejected if r.where == "data.jsonl:14")
+    assert anonymous == [("pair_id", "data.jsonl:13"), ("record", "data.jsonl:14"),
+                         ("record", "data.jsonl:15")]  # fmt: skip
+    assert "not valid JSON" in next(r.reason for r in res.rejected if r.where == "data.jsonl:15")
 
 
 def test_folder_per_category_and_json_shapes(png, tmp_path):

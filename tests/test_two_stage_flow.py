@@ -83,23 +83,80 @@ def test_model_too_big_for_budget_fails_before_loading(prefect_harness, results)
 
 def test_bad_pairs_are_reported_and_skipped(prefect_harness, results, tmp_path):
     from gpuflows.edit_bench_synth import generate_benchmark
+    from tests.fixtures.images import truncated_jpeg
 
     data = generate_benchmark(tmp_path / "data", "smoke", seed=0)
+    (data / "images" / "cut.jpg").write_bytes(truncated_jpeg())
     with open(data / "social.jsonl", "a") as fh:
-        fh.write(json.dumps({"pair_id": "broken", "category": "social", "image": "no.png",
-                             "instruction": "x"}) + "\n")  # fmt: skip
-        fh.write(json.dumps({"pair_id": "empty", "category": "social",
-                             "image": "images/social-000.png", "instruction": ""}) + "\n")  # fmt: skip
+        for rec in (
+            {"pair_id": "broken", "category": "social", "image": "no.png", "instruction": "x"},
+            {"pair_id": "empty", "category": "social", "image": "images/social-000.png",
+             "instruction": ""},
+            {"pair_id": "cut", "category": "social", "image": "images/cut.jpg", "instruction": "x"},
+        ):  # fmt: skip
+            fh.write(json.dumps(rec) + "\n")
+    # social.jsonl implies its records' category; a file named for no category does not
+    nocat = {"pair_id": "nocat", "image": "images/social-000.png", "instruction": "x"}
+    (data / "extra.jsonl").write_text(json.dumps(nocat) + "\n")
     out = two_stage_eval(TwoStageEvalParams(**FAST, data_path=str(data)))
-    assert out["rejected"] == 2 and out["summary"]["overall"]["n_scored"] > 0
+    assert out["rejected"] == 4 and out["summary"]["overall"]["n_scored"] == 10
     report = json.loads(Path(out["report"]["json"]).read_text())
     assert {r["pair_id"]: r["field"] for r in report["rejected"]} == {
-        "broken": "image", "empty": "instruction",
+        "broken": "image", "empty": "instruction", "cut": "image", "nocat": "category",
     }  # fmt: skip
+    md = read_artifacts(REPORT_KEY)[0].data
+    assert "`cut` image: does not decode" in md and "truncated" in md
+
+
+def test_unparseable_answers_are_errors_never_numbers(prefect_harness, results, monkeypatch):
+    """Every other answer of the reward model says no number: those pairs fail with the reason,
+    are counted as failed in their category, and get no score; the rest are scored."""
+    from gpuflows.reward_models import RewardModel
+
+    inner = RewardModel.answer
+
+    def half_garbled(self, images, *args, **kwargs):
+        answers = inner(self, images, *args, **kwargs)
+        return [a if i % 2 else "The edit follows the instruction well." for i, a in
+                enumerate(answers)]  # fmt: skip
+
+    monkeypatch.setattr(RewardModel, "answer", half_garbled)
+    out = two_stage_eval(TwoStageEvalParams(**FAST, batch_size=2))
+    o = out["summary"]["overall"]
+    assert (o["n_scored"], o["n_failed"]) == (5, 5)
+    assert sum(c["n_failed"] for k, c in out["summary"].items() if k != "overall") == 5
+    assert len(out["failed"]) == 5 and all("score" in e for e in out["failed"].values())
+    ledger = results / "two-stage-eval" / "checkpoint" / "score.jsonl"
+    records = [json.loads(x) for x in ledger.read_text().splitlines()]
+    garbled = [r for r in records if r["error"] is not None]
+    assert len(garbled) == 5 and all(r["score"] is None for r in garbled)
+    assert all(isinstance(r["score"], (int, float)) for r in records if r["error"] is None)
+
+
+def test_description_change_rescores_without_reediting(prefect_harness, results, tmp_path):
+    """The description is read by the reward prompt only: changing it re-scores that pair (the
+    score key holds the rendered prompt) and re-edits nothing (the edit key does not)."""
+    from gpuflows.edit_bench_synth import generate_benchmark
+
+    data = generate_benchmark(tmp_path / "data", "smoke", seed=0)
+    params = TwoStageEvalParams(**FAST, batch_size=1, data_path=str(data))
+    two_stage_eval(params)
+    path = data / "causal.jsonl"
+    lines = path.read_text().splitlines()
+    rec = json.loads(lines[0])
+    rec["description"] = rec.get("description", "") + " Seen from the left."
+    path.write_text("\n".join([json.dumps(rec), *lines[1:]]) + "\n")
+    e0, s0 = _count("edit"), _count("score")
+    two_stage_eval(params)
+    assert (_count("edit") - e0, _count("score") - s0) == (0, 1)
+    assert two_stage.EXECUTED[-1] == ("score", rec["pair_id"])
 
 
 @pytest.mark.slow
-def test_sigkill_mid_stage_then_rerun_loses_and_repeats_nothing(prefect_harness, tmp_path):
+@pytest.mark.parametrize("stage", ["edit", "score"])
+def test_sigkill_mid_stage_then_rerun_loses_and_repeats_nothing(prefect_harness, tmp_path, stage):
+    """SIGKILL the flow process group mid-stage (third edit, or third score after all edits),
+    re-run: each edit and each score is computed exactly once over both runs."""
     from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH
 
     counter = tmp_path / "count.txt"
@@ -116,19 +173,24 @@ def test_sigkill_mid_stage_then_rerun_loses_and_repeats_nothing(prefect_harness,
     def items() -> list[str]:
         return counter.read_text().split() if counter.exists() else []
 
-    proc = subprocess.Popen([*cmd, "0.4"], start_new_session=True, **quiet)
+    target = 3 if stage == "edit" else 13  # 10 edits, then 3 scores
+    proc = subprocess.Popen([*cmd, stage, "0.4"], start_new_session=True, **quiet)
     try:
         deadline = time.monotonic() + 240
-        while len(items()) < 3:
+        while len(items()) < target:
             assert proc.poll() is None, "flow ended before it could be killed"
-            assert time.monotonic() < deadline, "flow too slow to reach its third edit"
+            assert time.monotonic() < deadline, f"flow too slow to reach item {target}"
             time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     first = items()
-    assert 3 <= len(first) < 10 and all(i.startswith("edit:") for i in first)
-    subprocess.run([*cmd, "0.0"], check=True, timeout=300, **quiet)
+    n_edits = sum(i.startswith("edit:") for i in first)
+    if stage == "edit":
+        assert 3 <= len(first) < 10 and n_edits == len(first)
+    else:
+        assert n_edits == 10 and 3 <= len(first) - 10 < 10, first
+    subprocess.run([*cmd, stage, "0.0"], check=True, timeout=300, **quiet)
     done = items()
     assert sorted(done) == sorted(set(done)), f"an item ran twice: {done}"
     assert sum(i.startswith("edit:") for i in done) == 10
