@@ -30,8 +30,9 @@ from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
 from gpuflows import move_plan
-from gpuflows.budget import GIB
+from gpuflows.budget import GIB, VramEstimate
 from gpuflows.checks import CheckResult
+from gpuflows.devices import DeviceChoice
 from gpuflows.digest import bytes_digest
 from gpuflows.edit_bench import load_benchmark
 from gpuflows.edit_bench_synth import generate_benchmark, is_synthetic
@@ -54,6 +55,7 @@ from tasks.hardware import pick_device
 from tasks.progress import RunProgress
 from tasks.reports import publish_tiered_report, run_dir
 from tasks.two_stage import edit_stage, score_stage
+from tasks.vram import VramGrant, limit_capacity_gib, vram_budget
 
 REPORT_KEY = "two-stage-eval-report"
 PROGRESS_KEY = "two-stage-eval-progress"
@@ -74,7 +76,7 @@ class TwoStageEvalParams(BaseModel):
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' (GPU if any, else CPU, recorded), 'cpu' or 'cuda'.")  # fmt: skip
     dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description="Weight dtype of both models.")  # fmt: skip
     vram_budget_gib: float | None = Field(None, gt=0, description="Memory the models may hold on the device; default: the GPU's memory (CPU: unlimited).")  # fmt: skip
-    batch_size: int = Field(4, ge=1, le=256, description="Pairs per model call.")
+    batch_size: int | None = Field(None, ge=1, le=256, description="Pairs per model call; empty: sized from the VRAM budget after a one-pair batch (GPU), 4 on the CPU.")  # fmt: skip
     steps: int = Field(4, ge=1, le=200, description="Diffusion steps per edit.")
     guidance: float = Field(7.5, ge=0, description="Text guidance scale.")
     image_guidance: float = Field(1.5, ge=0, description="Image guidance scale (InstructPix2Pix).")  # fmt: skip
@@ -103,6 +105,34 @@ def _model_path(spec: str, kind: str) -> tuple[Path, str]:
     return path, str(path)
 
 
+def _capacity(p: TwoStageEvalParams, choice: DeviceChoice, needs: dict[str, VramEstimate]) -> int:
+    """Bytes the models may hold on the device: on a GPU its VRAM limit (card minus the pool's
+    reserve), narrowed by ``vram_budget_gib``; on the CPU ``vram_budget_gib`` or room for both."""
+    limit_gib = limit_capacity_gib(choice)
+    asked = None if p.vram_budget_gib is None else int(p.vram_budget_gib * GIB)
+    if limit_gib is None:
+        return asked if asked is not None else sum(n.nbytes for n in needs.values())
+    return min(limit_gib * GIB, asked) if asked is not None else limit_gib * GIB
+
+
+def _hold(p: TwoStageEvalParams, needs: dict[str, VramEstimate], capacity: int) -> VramEstimate:
+    """What the run holds of the GPU's VRAM limit while its models are on it.
+
+    With a fixed ``batch_size``: what it keeps resident (both models when they fit together,
+    else the larger; each need carries the stated activation margin). With batches sized from
+    the budget: the whole budget, since the batches grow into it.
+    """
+    resident = move_plan.resident_need(needs["edit"].nbytes, needs["reward"].nbytes, capacity)
+    models = f"{needs['edit'].basis}; {needs['reward'].basis}"
+    if p.batch_size is None:
+        return VramEstimate(
+            nbytes=capacity,
+            basis=f"the run's {capacity / GIB:.2f} GiB budget: batches are sized to fill it "
+            f"(models resident at peak {resident / GIB:.2f} GiB: {models})",
+        )
+    return VramEstimate(nbytes=resident, basis=f"resident models at peak: {models}")
+
+
 @flow(name="two-stage-eval", log_prints=True)
 def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  # noqa: B008
     """Edit, swap once, score; per-category statistics, swap counts, tiered report."""
@@ -119,12 +149,7 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     choice = pick_device(p.device)
     paths = {k: _model_path(getattr(p, f"{k}_model"), k) for k in ("edit", "reward")}
     needs = {k: need_from_weights(paths[k][0], p.dtype, activation_margin=ACTIVATION_MARGIN, name=f"{k} model") for k in paths}  # fmt: skip
-    if p.vram_budget_gib is not None:
-        capacity = int(p.vram_budget_gib * GIB)
-    elif choice.kind == "cuda" and choice.total_memory_bytes:
-        capacity = choice.total_memory_bytes
-    else:
-        capacity = sum(n.nbytes for n in needs.values())  # CPU: room for both
+    capacity = _capacity(p, choice, needs)
     mgr = ResidencyManager(choice.device, capacity)
     try:
         for k in needs:
@@ -149,12 +174,17 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     indices = {q.pair_id: int(bytes_digest(q.pair_id.encode())[-8:], 16) for q in pairs}
     progress = RunProgress(PROGRESS_KEY, total=2 * len(pairs), what="pair-stages", min_interval_s=0.5)  # fmt: skip
     edit_settings = {"seed": p.seed, "steps": p.steps, "guidance": p.guidance, "image_guidance": p.image_guidance, "dtype": p.dtype}  # fmt: skip
-    edits = edit_stage(pairs, indices, mgr, Ledger(ckpt / "edit.jsonl"),
-                       ckpt / "edited", fps["edit"], edit_settings, p.batch_size, progress)  # fmt: skip
     score_settings = {"max_new_tokens": p.max_new_tokens, "constrain_to_score": reward.synthetic,
                       "score_range": (0, 10), "dtype": p.dtype}  # fmt: skip
-    scores = score_stage(pairs, edits, mgr, Ledger(ckpt / "score.jsonl"),
-                         prompts, fps["reward"], score_settings, p.batch_size, progress)  # fmt: skip
+    hold = _hold(p, needs, capacity)
+    with vram_budget(hold, device=choice) as grant:
+        edits, edit_batches = edit_stage(pairs, indices, mgr, Ledger(ckpt / "edit.jsonl"),
+                                         ckpt / "edited", fps["edit"], edit_settings,
+                                         p.batch_size, progress)  # fmt: skip
+        scores, score_batches = score_stage(pairs, edits, mgr, Ledger(ckpt / "score.jsonl"),
+                                            prompts, fps["reward"], score_settings,
+                                            p.batch_size, progress)  # fmt: skip
+    batching = {"edit": edit_batches, "score": score_batches}
 
     # -- report ------------------------------------------------------------------------------
     summary = summarize(
@@ -190,23 +220,39 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     )
     assessment = assess(evidence)
     body = _report_md(p, loaded, summary, planned, moved, needs, capacity, failed, choice.device)
+    body += _resources_md(grant, batching)
     published = publish_tiered_report(
         key=REPORT_KEY, title="Two-stage edit-and-score evaluation", body_md=body,
         assessment=assessment, lock=lock, out_dir=out,
         payload={"summary": summary, "swaps_planned": planned, "moves": moved,
                  "move_records": [vars(m) for m in mgr.moves], "failed": failed,
                  "rejected": [vars(r) for r in loaded.rejected], "checkpoint": str(ckpt),
-                 "needs": {k: v.model_dump() for k, v in needs.items()}, "capacity_bytes": capacity},
+                 "needs": {k: v.model_dump() for k, v in needs.items()}, "capacity_bytes": capacity,
+                 "vram_grant": grant.model_dump(mode="json"), "batching": batching},
     )  # fmt: skip
     log.info("two-stage-eval: %s, %d scored, %d failed, %d swap(s)", assessment.tier.value,
              summary["overall"]["n_scored"], len(failed), moved["swaps"])  # fmt: skip
     return {"tier": assessment.tier.value, "summary": summary, "swaps": moved["swaps"],
             "swaps_planned": planned, "report": published, "failed": failed,
-            "rejected": len(loaded.rejected), "device": choice.device}  # fmt: skip
+            "rejected": len(loaded.rejected), "device": choice.device, "batching": batching,
+            "vram_grant": grant.model_dump(mode="json")}  # fmt: skip
 
 
 def _gib(n: int) -> str:
     return f"{n / GIB:.3f} GiB"
+
+
+def _resources_md(grant: VramGrant, batching: dict) -> str:
+    held = (
+        f"held {grant.occupy_gib} GiB of `{grant.limit}` ({grant.capacity_gib} GiB) for "
+        f"{grant.held_s:.1f} s after waiting {grant.wait_s:.1f} s"
+        if grant.limit
+        else "no VRAM limit held (CPU)"
+    )
+    lines = ["", "", f"VRAM budget: {held}.", "", "Batches:"]
+    for stage, b in batching.items():
+        lines.append(f"- {stage}: {b['size']} per call ({b['basis']}; OOM halvings {b['oom_halvings']})")  # fmt: skip
+    return "\n".join(lines)
 
 
 def _report_md(p, loaded, summary, planned, moved, needs, capacity, failed, device) -> str:
@@ -253,7 +299,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--vram-budget-gib", type=float)
-    ap.add_argument("--batch-size", type=int, default=4)
+    ap.add_argument(
+        "--batch-size", type=int, help="pairs per model call (default: from the budget)"
+    )
+    ap.add_argument("--prompts", help="prompt YAML (default: the packaged, versioned file)")
+    ap.add_argument("--guidance", type=float, default=7.5)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
@@ -261,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         params = TwoStageEvalParams(
             preset=a.preset, data_path=a.data, edit_model=a.edit_model, reward_model=a.reward_model,
             device=a.device, dtype=a.dtype, vram_budget_gib=a.vram_budget_gib,
-            batch_size=a.batch_size, steps=a.steps, seed=a.seed,
+            batch_size=a.batch_size, steps=a.steps, seed=a.seed, prompts_path=a.prompts,
+            guidance=a.guidance, max_new_tokens=a.max_new_tokens,
         )  # fmt: skip
         out = two_stage_eval(params)
     except (ValueError, InputError) as exc:

@@ -64,6 +64,18 @@ def _check_needs(need_edit: int, need_score: int, capacity: int) -> bool:
     return need_edit + need_score <= capacity
 
 
+def resident_need(need_edit: int, need_score: int, capacity: int) -> int:
+    """Device bytes the run holds at its peak: both models when they fit together, else the
+    larger one (they take turns). What a flow holds of the GPU's VRAM limit.
+
+    Example:
+        >>> resident_need(6, 8, 20), resident_need(6, 8, 10)
+        (14, 8)
+    """
+    both = _check_needs(need_edit, need_score, capacity)
+    return need_edit + need_score if both else max(need_edit, need_score)
+
+
 def schedule(name: str, sizes: Mapping[str, int]) -> list[Use]:
     """The sequence of model uses a schedule makes, in order (one per pair-stage, plus restores)."""
     _check_sizes(sizes)

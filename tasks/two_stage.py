@@ -28,8 +28,10 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from gpuflows.batching import DEFAULT_CPU_BATCH, batch_from_peak
 from gpuflows.digest import bytes_digest, value_digest
 from gpuflows.edit_bench import EditPair, PairError, decode_image, edit_input_digest
+from gpuflows.faults import FallbackRecord, run_with_oom_fallback
 from gpuflows.io import atomic_write_bytes
 from gpuflows.ledger import Ledger, item_key
 from gpuflows.prompts_yaml import PromptSet
@@ -59,6 +61,70 @@ def _batches(items: list, size: int):
         yield items[i : i + size]
 
 
+class BatchSizer:
+    """Items per model call for one stage: the ``batch_size`` parameter, or sized from the budget.
+
+    ``fixed=None`` (auto): on a GPU the first batch has one item and the allocator's peak during
+    it sizes the rest (:func:`gpuflows.batching.batch_from_peak`); on the CPU, where there is no
+    VRAM budget, :data:`~gpuflows.batching.DEFAULT_CPU_BATCH`. An OOM halves the batch (the
+    failed items are redone at the smaller size, nothing is recorded twice) and the smaller size
+    is kept for the rest of the stage.
+    """
+
+    def __init__(self, fixed: int | None, device: str, capacity_bytes: int) -> None:
+        self.device, self.capacity = device, capacity_bytes
+        cuda = device.startswith("cuda")
+        self._measure = fixed is None and cuda
+        if fixed is not None:
+            self.size, self.basis = fixed, f"batch_size={fixed} (parameter)"
+        elif cuda:
+            self.size, self.basis = 1, "first batch of one item, to measure"
+        else:
+            self.size, self.basis = DEFAULT_CPU_BATCH, f"CPU: no VRAM budget, {DEFAULT_CPU_BATCH}"
+        self.oom_halvings = 0
+        self._before = 0
+
+    def run(self, chunk: list, fn: Any) -> list:
+        """``fn(sub_batch) -> list`` over ``chunk`` in sub-batches, halving on OOM; the outputs
+        in order. Measures the first batch when sizing from the budget."""
+        if self._measure:
+            import torch
+
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._before = torch.cuda.memory_allocated(self.device)
+
+        def attempt(bs: int, _dev: str) -> list:
+            return [y for sub in _batches(chunk, bs) for y in fn(sub)]
+
+        out, rec = run_with_oom_fallback(
+            attempt, batch_size=len(chunk), device=self.device, allow_cpu=False
+        )
+        self._adopt(len(chunk), rec)
+        return out
+
+    def _adopt(self, items: int, rec: FallbackRecord) -> None:
+        ok = rec.attempts[-1].batch_size
+        if ok < items:  # an OOM: keep the size that worked
+            self.oom_halvings += len(rec.attempts) - 1
+            self.size, self._measure = ok, False
+            self.basis += f"; OOM at {items} -> {ok}"
+        elif self._measure:
+            import torch
+
+            plan = batch_from_peak(
+                capacity=self.capacity,
+                allocated_before=self._before,
+                peak=torch.cuda.max_memory_allocated(self.device),
+                items=items,
+            )
+            self.size, self.basis, self._measure = plan.size, plan.basis, False
+
+    def record(self) -> dict[str, Any]:
+        """What the report shows: the size used last, why, and OOM halvings."""
+        return {"size": self.size, "basis": self.basis, "oom_halvings": self.oom_halvings}
+
+
 @task(cache_policy=NO_CACHE, task_run_name="edit-stage", **retry_options(retries=2))
 def edit_stage(
     pairs: list[EditPair],
@@ -68,10 +134,14 @@ def edit_stage(
     out_dir: Path,
     model_fp: str,
     settings: dict[str, Any],
-    batch_size: int,
+    batch_size: int | None,
     progress: Any = None,
-) -> dict[str, dict]:
-    """Edit every pair not yet in the ledger; returns {pair_id: edit record} for all pairs."""
+) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Edit every pair not yet in the ledger.
+
+    Returns:
+        ({pair_id: edit record} for all pairs, the batch sizing: :meth:`BatchSizer.record`).
+    """
     log = get_run_logger()
     done = ledger.latest()
     keys = {p.pair_id: edit_key(p, model_fp, settings) for p in pairs}
@@ -80,37 +150,38 @@ def edit_stage(
              len(pairs) - len(todo))  # fmt: skip
     if progress is not None:
         progress.advance(len(pairs) - len(todo))
+    sizer = BatchSizer(batch_size, mgr.device, mgr.capacity_bytes)
     if todo:
         with mgr.using("edit") as model:
-            for batch in _batches(todo, batch_size):
+
+            def run_edit(sub: list[tuple[EditPair, Any]]) -> list:
+                return model.edit(
+                    [im for _, im in sub],
+                    [p.instruction for p, _ in sub],
+                    seed=settings["seed"],
+                    steps=settings["steps"],
+                    guidance=settings["guidance"],
+                    image_guidance=settings["image_guidance"],
+                    indices=[indices[p.pair_id] for p, _ in sub],
+                )
+
+            i = 0
+            while i < len(todo):
+                batch, i = todo[i : i + sizer.size], i + sizer.size
                 t0 = time.perf_counter()
-                images, ok = [], []
+                ok = []
                 # decoded at load already: a file changed since is this pair's error, not a crash
                 for p in batch:
                     try:
-                        images.append(decode_image(p))
-                        ok.append(p)
+                        ok.append((p, decode_image(p)))
                     except PairError as exc:
                         ledger.append({"key": keys[p.pair_id], "pair_id": p.pair_id,
                                        "category": p.category, "edited": None,
                                        "edited_digest": None, "error": str(exc)})  # fmt: skip
                         EXECUTED.append(("edit", p.pair_id))
-                if progress is not None and len(ok) < len(batch):
-                    progress.advance(len(batch) - len(ok))
-                batch = ok
-                if not batch:
-                    continue
-                edited = model.edit(
-                    images,
-                    [p.instruction for p in batch],
-                    seed=settings["seed"],
-                    steps=settings["steps"],
-                    guidance=settings["guidance"],
-                    image_guidance=settings["image_guidance"],
-                    indices=[indices[p.pair_id] for p in batch],
-                )
+                edited = sizer.run(ok, run_edit) if ok else []
                 per = (time.perf_counter() - t0) / len(batch)
-                for p, im in zip(batch, edited, strict=True):
+                for (p, _), im in zip(ok, edited, strict=True):
                     buf = io.BytesIO()
                     im.save(buf, format="PNG")
                     data = buf.getvalue()
@@ -124,8 +195,9 @@ def edit_stage(
                     EXECUTED.append(("edit", p.pair_id))
                 if progress is not None:
                     progress.advance(len(batch))
+        log.info("stage 1 batches: %s", sizer.basis)
     latest = ledger.latest()
-    return {p.pair_id: latest[keys[p.pair_id]] for p in pairs}
+    return {p.pair_id: latest[keys[p.pair_id]] for p in pairs}, sizer.record()
 
 
 @task(cache_policy=NO_CACHE, task_run_name="score-stage", **retry_options(retries=2))
@@ -137,12 +209,15 @@ def score_stage(
     prompts: PromptSet,
     model_fp: str,
     settings: dict[str, Any],
-    batch_size: int,
+    batch_size: int | None,
     progress: Any = None,
-) -> dict[str, dict]:
-    """Score every edited pair not yet in the ledger; returns {pair_id: score record}.
+) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Score every edited pair not yet in the ledger.
 
     A pair whose edit failed is not scored: its record carries the stage-1 error, no score.
+
+    Returns:
+        ({pair_id: score record} for all pairs, the batch sizing: :meth:`BatchSizer.record`).
     """
     from PIL import Image
 
@@ -164,22 +239,31 @@ def score_stage(
     if progress is not None:
         progress.advance(len(pairs) - len(todo) + len(unedited))
     lo, hi = settings["score_range"]
+    sizer = BatchSizer(batch_size, mgr.device, mgr.capacity_bytes)
     if todo:
         with mgr.using("score") as model:
-            for batch in _batches(todo, batch_size):
-                images = []
-                for p in batch:
-                    with Image.open(edits[p.pair_id]["edited"]) as im:
-                        images.append(im.convert("RGB"))
-                rendered = [prompts.render(p.category, p.instruction, p.description) for p in batch]
-                answers = model.answer(
-                    images,
+
+            def run_score(sub: list[tuple[EditPair, Any]]) -> list[str]:
+                rendered = [
+                    prompts.render(p.category, p.instruction, p.description) for p, _ in sub
+                ]
+                return model.answer(
+                    [im for _, im in sub],
                     [s for s, _ in rendered],
                     [u for _, u in rendered],
                     max_new_tokens=settings["max_new_tokens"],
                     constrain_to_score=settings["constrain_to_score"],
                     score_range=(lo, hi),
                 )
+
+            i = 0
+            while i < len(todo):
+                batch, i = todo[i : i + sizer.size], i + sizer.size
+                items = []
+                for p in batch:
+                    with Image.open(edits[p.pair_id]["edited"]) as im:
+                        items.append((p, im.convert("RGB")))
+                answers = sizer.run(items, run_score)
                 for p, ans in zip(batch, answers, strict=True):
                     try:
                         score, error = parse_score(ans, lo=lo, hi=hi), None
@@ -191,5 +275,6 @@ def score_stage(
                     EXECUTED.append(("score", p.pair_id))
                 if progress is not None:
                     progress.advance(len(batch))
+        log.info("stage 2 batches: %s", sizer.basis)
     latest = ledger.latest()
-    return {**unedited, **{p.pair_id: latest[keys[p.pair_id]] for p in pairs}}
+    return {**unedited, **{p.pair_id: latest[keys[p.pair_id]] for p in pairs}}, sizer.record()

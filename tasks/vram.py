@@ -163,6 +163,37 @@ def measure_peak(device: str, estimate_bytes: int) -> PeakReport:
     return report
 
 
+def limit_capacity_gib(
+    device: DeviceChoice, *, host: str | None = None, prefix: str | None = None
+) -> int | None:
+    """Slots (GiB) of the VRAM limit of the GPU ``device`` runs on; None on the CPU.
+
+    What a run may plan to use of that GPU (card memory minus the pool's reserve, or the
+    ``GpuPool`` override). On a host nobody ran ``deployments.setup`` on (a laptop, ``make
+    demo``), the first call creates this host's limits from discovery, as setup would.
+
+    Raises:
+        BudgetError: the GPU has no limit and its name is per host or prefixed (setup creates
+            those, naming the block), so none is invented here.
+    """
+    host, prefix = limit_naming(host, prefix)
+    limit = gpu_limit(device, host=host, prefix=prefix)
+    if limit is None:
+        return None
+    capacity = _capacity(limit)
+    if capacity is None and host is None and prefix == DEFAULT_PREFIX:
+        log.info("no VRAM limit %s yet: creating this host's limits from GPU discovery", limit)
+        ensure_vram_limits()
+        capacity = _capacity(limit)
+    if capacity is None:
+        raise BudgetError(
+            f"no VRAM limit {limit!r} on the Prefect server: create it with "
+            "`python -m deployments.setup` (with the GpuPool block that names this host, "
+            f"--gpu-pool-block NAME) or check {VRAM_HOST_ENV}/{VRAM_PREFIX_ENV} of this worker"
+        )
+    return capacity
+
+
 @contextlib.contextmanager
 def vram_budget(
     estimate: VramEstimate,
@@ -211,19 +242,8 @@ def vram_budget(
         grant.released_at = time.time()
         grant.held_s = grant.released_at - grant.acquired_at
         return
-    capacity = _capacity(limit)
-    if capacity is None and host is None and prefix == DEFAULT_PREFIX:
-        # First GPU work on a host nobody ran `make deploy` on (a laptop, `make demo`): create
-        # this host's limits from discovery, as deployments.setup would.
-        log.info("no VRAM limit %s yet: creating this host's limits from GPU discovery", limit)
-        ensure_vram_limits()
-        capacity = _capacity(limit)
-    if capacity is None:
-        raise BudgetError(
-            f"no VRAM limit {limit!r} on the Prefect server: create it with "
-            "`python -m deployments.setup` (with the GpuPool block that names this host, "
-            f"--gpu-pool-block NAME) or check {VRAM_HOST_ENV}/{VRAM_PREFIX_ENV} of this worker"
-        )
+    capacity = limit_capacity_gib(device, host=host, prefix=prefix)
+    assert capacity is not None  # a GPU choice has a limit (or limit_capacity_gib raised)
     grant.capacity_gib = capacity
     check_fits(need, capacity, limit=limit)
     holder = _holder()

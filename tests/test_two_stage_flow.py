@@ -42,6 +42,8 @@ def test_smoke_end_to_end_then_rerun_computes_nothing(prefect_harness, results):
     assert set(out["summary"]) >= {"physical", "environment", "social", "causal", "referential"}
     report = read_artifacts(REPORT_KEY)[0].data
     assert "T1-Indicative" in report and "per category (seed)" in report
+    assert "no VRAM limit held (CPU)" in report and out["vram_grant"]["limit"] is None
+    assert out["batching"]["edit"]["size"] == 4 and "CPU" in out["batching"]["score"]["basis"]
     assert float(read_artifacts(PROGRESS_KEY)[0].data) == pytest.approx(100.0)
     edited = list((results / "two-stage-eval" / "checkpoint" / "edited").glob("*.png"))
     assert len(edited) == 10

@@ -127,3 +127,14 @@ def test_a_per_host_workers_environment_names_its_limits(prefect_harness, monkey
     with pytest.raises(BudgetError, match="node-y-big-gpu96.*GPUFLOWS_VRAM_HOST"):
         with vram_budget(VramEstimate(nbytes=GIB, basis="x"), device=fake_gpu(96)):
             pass
+
+
+def test_limit_capacity_is_the_gpus_limit_and_none_on_cpu(prefect_harness):
+    from tasks.vram import limit_capacity_gib
+
+    ensure_limits({"vram-gpu98": 37})
+    assert limit_capacity_gib(fake_gpu(98)) == 37
+    cpu = DeviceChoice(
+        device="cpu", kind="cpu", name="cpu", requested="cpu", fallback=False, reason="t"
+    )
+    assert limit_capacity_gib(cpu) is None
