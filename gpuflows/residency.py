@@ -15,9 +15,15 @@ Conventions (:mod:`gpuflows.move_plan` counts schedules the same way):
     * A *swap* is a load that follows at least one offload since the previous load: models off,
       one model on, counted once (the seed's "切换"). The first placement on an empty device is a
       load, not a swap; an offload with no load after it is not a swap either.
-    * On CUDA, weights offloaded to the host are pinned (page-locked) when ``pin_host`` is on
-      (``"auto"``: on for CUDA devices), so the next host -> device copy runs at DMA speed; pinning
-      needs CUDA and is skipped when the device is not CUDA.
+    * Pinning is a step of its own, not part of a transfer. With ``pin_host`` on (``"auto"``: on
+      for CUDA devices; never without a CUDA device and runtime) every host copy is page-locked
+      when the model is registered (or, for tensors that were not on the host then, after their
+      first offload), and that copy is recorded in ``ResidencyManager.pins`` (kind "pin"), not in
+      ``moves``: load and offload seconds and GB/s are the bus copies only, and pins never count as
+      transfers. Each model keeps its pinned host buffers while it is resident; an offload copies
+      into them (no new pinning), so host memory holds one page-locked copy per pinned model.
+    * ``MoveRecord.pinned`` says what the copy actually touched (checked on the tensors, whoever
+      pinned them): a load read only page-locked host memory, an offload wrote only into it.
     * A model spread over several devices (``hf_device_map`` naming more than one device) is
       dropped and *reloaded* through its ``loader`` instead of moved: ``.to()`` would collapse it.
     * Without a GPU (``device == host``, e.g. "cpu") the residency rules and counts apply exactly;
@@ -32,7 +38,7 @@ import json
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +84,19 @@ def _tensors(obj: Any) -> list[Any]:
         for t in (*m.parameters(), *m.buffers()):
             seen.setdefault(id(t), t)
     return list(seen.values())
+
+
+def _named_tensors(obj: Any) -> dict[str, Any]:
+    """Parameters and buffers by a key stable across ``.to()`` ("<module index>.<name>"), each
+    shared tensor once; read afresh each time (``.to()`` replaces buffer objects)."""
+    out: dict[str, Any] = {}
+    seen: set[int] = set()
+    for i, m in enumerate(modules_of(obj)):
+        for n, t in (*m.named_parameters(), *m.named_buffers()):
+            if id(t) not in seen:
+                seen.add(id(t))
+                out[f"{i}.{n}"] = t
+    return out
 
 
 def nbytes_of(obj: Any) -> int:
@@ -236,11 +255,13 @@ def _movable(obj: Any) -> Any:
 
 @dataclass
 class MoveRecord:
-    """One transfer of one model.
+    """One transfer of one model (or one pin step: kind "pin", in ``ResidencyManager.pins``).
 
-    ``kind``: "move" (``.to()``), "reload" (rebuilt by its loader, for a split model) or "drop"
-    (a split model's references released; nothing copied). ``direction``: "load" (onto the
-    device) or "offload" (off it). ``nbytes``: the model's parameter + buffer bytes;
+    ``kind``: "move" (``.to()``), "reload" (rebuilt by its loader, for a split model), "drop"
+    (a split model's references released; nothing copied) or "pin" (host copy page-locked: kept
+    in ``ResidencyManager.pins``, never in ``moves``). ``direction``: "load" (onto the device),
+    "offload" (off it) or "pin" (host -> page-locked host). ``nbytes``: the model's parameter +
+    buffer bytes (for a pin: the bytes page-locked);
     ``seconds``: clock time, after a CUDA synchronise; ``gb_per_s``: nbytes / 1e9 / seconds
     (None when seconds is 0). ``pinned``: the host copy is page-locked (read from one on a load,
     written into one on an offload). ``same_device``: device == host, a bookkeeping move.
@@ -249,8 +270,8 @@ class MoveRecord:
     model: str
     src: str
     dst: str
-    kind: Literal["move", "reload", "drop"]
-    direction: Literal["load", "offload"]
+    kind: Literal["move", "reload", "drop", "pin"]
+    direction: Literal["load", "offload", "pin"]
     nbytes: int
     seconds: float
     pinned: bool = False
@@ -269,7 +290,7 @@ class _Entry:
     on_device: bool = False
     in_use: int = 0
     last_used: int = 0
-    host_pinned: bool = False
+    host_bufs: dict[str, Any] = field(default_factory=dict)  # page-locked host copy, by tensor key
 
 
 class ResidencyManager:
@@ -279,9 +300,10 @@ class ResidencyManager:
         device: where models run ("cuda:0", or "cpu" for bookkeeping without a GPU).
         capacity_bytes: the VRAM budget in bytes.
         host: where evicted models live ("cpu").
-        pin_host: pin host copies after an offload; "auto" = when ``device`` is CUDA. Ignored
-            (never pins) on a non-CUDA device or without CUDA: pinning needs a CUDA runtime.
-        clock: seconds-valued clock for the move timings.
+        pin_host: page-lock host copies (at registration, each recorded in ``pins``); "auto" =
+            when ``device`` is CUDA. Ignored (never pins) on a non-CUDA device or without CUDA:
+            pinning needs a CUDA runtime.
+        clock: seconds-valued clock for the move and pin timings.
     """
 
     def __init__(
@@ -299,7 +321,9 @@ class ResidencyManager:
             )
         self.device, self.capacity_bytes, self.host = str(device), int(capacity_bytes), str(host)
         self.pin_host, self.clock = pin_host, clock
-        self.moves: list[MoveRecord] = []
+        self.moves: list[MoveRecord] = []  # transfers only: loads and offloads
+        self.pins: list[MoveRecord] = []  # page-locking steps (kind "pin"), not transfers
+        self.pin_failed: str | None = None  # why pinning was turned off (host could not lock)
         self.swaps = 0
         self._models: dict[str, _Entry] = {}
         self._tick = 0
@@ -317,7 +341,8 @@ class ResidencyManager:
         """Add a model, on the host: an ``nn.Module``, a diffusers pipeline, or an adapter holding
         one as ``.pipeline`` / ``.model``; ``need`` in bytes. A split model (``hf_device_map`` over
         several devices) is taken as already placed and needs ``loader`` to come back after an
-        eviction. Fails at once if it can never fit."""
+        eviction. Fails at once if it can never fit. With pinning on, its host tensors are
+        page-locked now, recorded in :attr:`pins`."""
         with self._lock:
             if name in self._models:
                 raise ResidencyError(f"model {name!r} is already registered: use another name")
@@ -334,7 +359,9 @@ class ResidencyManager:
                     f"model {name!r} is already placed by its hf_device_map but {self.resident()} "
                     "hold the budget: evict them before registering it"
                 )
-            self._models[name] = _Entry(obj, need_b, loader, on_device=split)
+            e = self._models[name] = _Entry(obj, need_b, loader, on_device=split)
+            if not split and self._pin():
+                self._pin_host(name, e)
 
     def require_fits(self, name: str, need: VramEstimate | int) -> int:
         """The need in bytes; ResidencyError if it exceeds the budget (call before loading)."""
@@ -427,64 +454,113 @@ class ResidencyManager:
             torch.cuda.synchronize(self.device)
 
     def _pin(self) -> bool:
-        if not self.device.startswith("cuda") or self.pin_host is False:
-            return False
-        import torch
-
-        return torch.cuda.is_available()
+        return self.pin_host is not False and _pinning_available(self.device)
 
     def _record(
         self, name: str, kind: Any, direction: Any, nbytes: int, t0: float, pin: bool
-    ) -> None:
-        """Append a record; the clock stops after a CUDA synchronise."""
+    ) -> MoveRecord:
+        """Make a record; the clock stops after a CUDA synchronise."""
         self._sync()
         seconds = self.clock() - t0
+        if direction == "pin":
+            return MoveRecord(name, self.host, self.host, kind, direction, nbytes, seconds, pin)
         src, dst = (self.host, self.device) if direction == "load" else (self.device, self.host)
         rec = MoveRecord(
             name, src, dst, kind, direction, nbytes, seconds, pin, self.device == self.host
         )
         self.moves.append(rec)
+        return rec
 
-    def _load(self, name: str, e: _Entry) -> None:
+    def _pin_host(self, name: str, e: _Entry) -> None:
+        """Page-lock every host tensor of ``e`` not yet in its pinned buffer; one "pin" record.
+
+        Tensors off the host (on a device) are left alone: their offload pins them afterwards."""
+        todo = [
+            (k, t)
+            for k, t in _named_tensors(e.obj).items()
+            if t.device.type == "cpu"
+            and (k not in e.host_bufs or e.host_bufs[k].data_ptr() != t.data_ptr())
+        ]
+        if not todo:
+            return
         self._sync()
         t0 = self.clock()
+        done = []
+        for k, t in todo:
+            try:
+                buf = _pin_copy(t.data)
+            except RuntimeError as exc:  # page-locked memory exhausted (ulimit -l, host RAM)
+                # pageable copies still move, only slower: go on without pinning, say why
+                self.pin_host, self.pin_failed = False, f"{type(exc).__name__}: {exc}"[:300]
+                break
+            e.host_bufs[k] = buf
+            t.data = buf
+            done.append(t)
+        if not done:
+            return
+        nb = sum(t.numel() * t.element_size() for t in done)
+        self.pins.append(self._record(name, "pin", "pin", nb, t0, True))
+
+    def _load(self, name: str, e: _Entry) -> None:
+        if e.obj is not None and self._pin():
+            self._pin_host(name, e)  # first use of tensors not pinned yet; a step of its own
+        self._sync()
         if e.obj is None:  # dropped split model: rebuilt by its loader on its devices
+            t0 = self.clock()
             e.obj, kind, pinned = e.loader(), "reload", False  # type: ignore[misc]
         else:
-            kind, pinned = "move", e.host_pinned
+            kind, pinned = "move", self._host_pinned(e.obj)
+            t0 = self.clock()
             _movable(e.obj).to(self.device)
-            e.host_pinned = False
         self._record(name, kind, "load", nbytes_of(e.obj), t0, pinned)
         e.on_device = True
         if self._offloaded:
             self.swaps += 1
             self._offloaded = False
 
+    def _host_pinned(self, obj: Any) -> bool:
+        """True when every host tensor of ``obj`` is page-locked (and there is one)."""
+        if not _pinning_available(self.device):
+            return False
+        host = [t for t in _tensors(obj) if t.device.type == "cpu"]
+        return bool(host) and all(_is_pinned(t) for t in host)
+
     def _offload(self, name: str, e: _Entry) -> None:
         nb = nbytes_of(e.obj)
+        pin = self._pin()
+        stale = False
         self._sync()
         t0 = self.clock()
         if _split(e.obj):
             if e.loader is None:
                 raise ResidencyError(f"model {name!r} is split over devices and has no loader")
-            e.obj, kind = None, "drop"
+            e.obj, kind, pinned = None, "drop", False
         else:
             kind = "move"
-            _movable(e.obj).to(self.host)
-            if self._pin():
-                for t in _tensors(e.obj):
-                    t.data = t.data.pin_memory()
-                e.host_pinned = True
+            if pin:  # copy into the pinned host buffers kept since the pin step
+                for k, t in _named_tensors(e.obj).items():
+                    buf = e.host_bufs.get(k)
+                    if buf is None or buf.shape != t.shape or buf.dtype != t.dtype:
+                        stale = True  # new or reshaped tensor: .to() below, pinned afterwards
+                    elif buf.data_ptr() != t.data_ptr():
+                        buf.copy_(t.data, non_blocking=True)
+                        t.data = buf
+            _movable(e.obj).to(self.host)  # moves whatever is still on the device
+            pinned = pin and not stale
+        self._record(name, kind, "offload", nb, t0, pinned)
         _free_cuda()
-        self._record(name, kind, "offload", nb, t0, e.host_pinned)
         e.on_device = False
         self._offloaded = True
+        if stale:
+            self._pin_host(name, e)
 
     def summary(self) -> dict[str, Any]:
-        """Swaps; transfers (records) by kind; GB copied (drops excluded), seconds, GB/s overall."""
+        """Swaps; transfers (records) by kind; GB copied (drops excluded), seconds, GB/s overall
+        and of loads / offloads ("move" records); pin steps apart (count, GB, seconds)."""
         copied = [m for m in self.moves if m.kind != "drop"]
         gb = sum(m.nbytes for m in copied) / 1e9
         secs = sum(m.seconds for m in copied)
+        moved = [m for m in self.moves if m.kind == "move"]
         return {
             "swaps": self.swaps,
             "transfers": len(self.moves),
@@ -495,9 +571,44 @@ class ResidencyManager:
             "gb_moved": gb,
             "seconds": secs,
             "gb_per_s": gb / secs if secs > 0 else None,
+            "load_gb_per_s": gb_per_s(m for m in moved if m.direction == "load"),
+            "offload_gb_per_s": gb_per_s(m for m in moved if m.direction == "offload"),
             "pinned": sum(m.pinned for m in self.moves),
+            "pins": len(self.pins),
+            "gb_pinned": sum(m.nbytes for m in self.pins) / 1e9,
+            "pin_seconds": sum(m.seconds for m in self.pins),
+            "pin_failed": self.pin_failed,
             "same_device": bool(self.moves) and all(m.same_device for m in self.moves),
         }
+
+
+def gb_per_s(records: Iterable[MoveRecord]) -> float | None:
+    """GB/s (GB = 1e9 bytes) over records: their bytes / their seconds; None without seconds."""
+    nb = secs = 0.0
+    for r in records:
+        nb, secs = nb + r.nbytes, secs + r.seconds
+    return nb / 1e9 / secs if secs > 0 else None
+
+
+# -- pinning (module functions, so a CPU test can stand in for CUDA) -----------------------------
+
+
+def _pinning_available(device: str) -> bool:
+    """True when host memory can be page-locked for ``device``: a CUDA device and runtime."""
+    if not str(device).startswith("cuda"):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _pin_copy(t: Any) -> Any:
+    """A page-locked copy of host tensor ``t``."""
+    return t.pin_memory()
+
+
+def _is_pinned(t: Any) -> bool:
+    return bool(t.is_pinned())
 
 
 def _free_cuda() -> None:

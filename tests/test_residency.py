@@ -1,4 +1,5 @@
-"""Residency manager on CPU (bookkeeping moves) with tiny torch modules; one real GPU test."""
+"""Residency manager on CPU (bookkeeping moves) with tiny torch modules; pinning bookkeeping with a
+stand-in for CUDA page-locking; the move bench's fresh models and realistic shapes; real GPU tests."""
 
 import threading
 
@@ -6,7 +7,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gpuflows import move_plan
+from bench import two_stage_moves as bench
+from gpuflows import move_plan, residency
 from gpuflows.residency import (
     MoveRecord,
     ResidencyError,
@@ -191,6 +193,11 @@ def test_move_record_bytes_and_rate():
     assert load.seconds == pytest.approx(0.25) and load.gb_per_s == pytest.approx(want / 1e9 / 0.25)
     assert (load.src, load.dst, off.src, off.dst) == ("cpu", "cpu", "cpu", "cpu")
     assert not load.pinned and not off.pinned  # pinning needs CUDA: skipped on CPU
+    assert mgr.pins == [] and mgr.summary()["pins"] == 0
+    forced = ResidencyManager("cpu", want, pin_host=True)  # asked for, still not possible on CPU
+    forced.register("a", _lin(), want)
+    forced.acquire("a")
+    assert forced.pins == [] and not forced.moves[0].pinned
     assert MoveRecord("m", "cpu", "cpu", "move", "load", 10, 0.0).gb_per_s is None
     assert mgr.summary()["swaps"] == 0  # an offload with no load after it is not a swap
 
@@ -240,17 +247,209 @@ def test_concurrent_acquires_keep_the_budget_and_counts():
     assert mgr.swaps == move_plan.swaps_from_records(mgr.moves) == loads - 1
 
 
+# -- pinning: a step of its own (CPU stand-in for CUDA page-locking) ----------------------------
+
+
+class _FakeDeviceLinear(torch.nn.Linear):
+    """A Linear whose ``.to(<not cpu>)`` gives its parameters new storage, as a device copy does."""
+
+    def to(self, device):
+        if str(device) != "cpu":
+            for p in self.parameters():
+                p.data = p.data.clone()
+        return self
+
+
+@pytest.fixture
+def fake_pinning(monkeypatch):
+    """Page-locking stood in for on CPU: a "pinned" tensor is a copy made by ``_pin_copy`` (kept
+    alive here, so no later tensor can reuse its address)."""
+    pinned = {}
+
+    def pin_copy(t):
+        c = t.clone()
+        pinned[c.data_ptr()] = c
+        return c
+
+    monkeypatch.setattr(residency, "_pinning_available", lambda device: True)
+    monkeypatch.setattr(residency, "_pin_copy", pin_copy)
+    monkeypatch.setattr(residency, "_is_pinned", lambda t: t.data_ptr() in pinned)
+    return pinned
+
+
+def test_pin_at_register_is_recorded_apart_and_offloads_reuse_the_buffer(fake_pinning):
+    a, b = _FakeDeviceLinear(16, 16), _FakeDeviceLinear(16, 16)
+    nb = nbytes_of(a)
+    mgr = ResidencyManager("fake:0", nb, pin_host=True, clock=_Clock(0.5))
+    mgr.register(move_plan.EDIT, a, nb)
+    mgr.register(move_plan.SCORE, b, nb)
+    assert [(r.model, r.kind, r.direction, r.nbytes, r.pinned, r.seconds) for r in mgr.pins] == [
+        ("edit", "pin", "pin", nb, True, 0.5), ("score", "pin", "pin", nb, True, 0.5),
+    ]  # fmt: skip
+    assert mgr.moves == [] and a.weight.data_ptr() in fake_pinning  # pinned before any load
+    buf = a.weight.data_ptr()
+
+    got = move_plan.simulate("per_category", SEED_SIZES, mgr)
+    assert got == 9 == move_plan.swaps_from_records(mgr.moves)
+    s = mgr.summary()  # pins are not transfers: the move_plan counts are unchanged
+    assert s["transfers"] == move_plan.transfers("per_category", SEED_SIZES, nb, nb, nb) == 19
+    assert all(r.pinned for r in mgr.moves)  # the first load too: pinned at registration
+    assert all(r.seconds == pytest.approx(0.5) for r in mgr.moves)  # the copy only, no pin inside
+    assert (s["pins"], s["gb_pinned"], s["pin_seconds"]) == (2, 2 * nb / 1e9, 1.0)
+    assert len(mgr.pins) == 2  # every offload copied into the buffers: nothing pinned again
+
+    mgr.acquire("edit")
+    a.weight.data.add_(1.0)  # changed while on the device
+    on_device = a.weight.detach().clone()
+    mgr.evict("edit")
+    assert a.weight.data_ptr() == buf and torch.equal(a.weight, on_device)
+    assert mgr.moves[-1].pinned and len(mgr.pins) == 2
+
+
+def test_pinning_that_fails_turns_itself_off_and_says_why(fake_pinning, monkeypatch):
+    """A host that cannot lock more memory (ulimit -l, RAM) must not fail the run: the models
+    move from pageable memory, slower, and the summary says why nothing was pinned."""
+
+    def refuse(t):
+        raise RuntimeError("CUDA error: out of memory (cudaHostAlloc)")
+
+    monkeypatch.setattr(residency, "_pin_copy", refuse)
+    a = _FakeDeviceLinear(8, 8)
+    nb = nbytes_of(a)
+    mgr = ResidencyManager("fake:0", nb, pin_host=True)
+    mgr.register(move_plan.EDIT, a, nb)
+    mgr.acquire("edit")
+    mgr.evict("edit")
+    s = mgr.summary()
+    assert s["pins"] == 0 and s["pinned"] == 0 and s["transfers"] == 2
+    assert "cudaHostAlloc" in s["pin_failed"] and mgr.pin_host is False
+
+
+def test_reshaped_tensor_is_pinned_again_after_its_offload(fake_pinning):
+    a = _FakeDeviceLinear(8, 8)
+    mgr = ResidencyManager("fake:0", 10 * nbytes_of(a), pin_host=True)
+    mgr.register("a", a, nbytes_of(a))
+    mgr.acquire("a")
+    a.weight.data = a.weight.data.double()  # cast while resident: its buffer no longer fits
+    mgr.evict("a")
+    assert not mgr.moves[-1].pinned  # part of it went to pageable memory
+    assert len(mgr.pins) == 2 and mgr.pins[-1].nbytes == 8 * 8 * 8  # then pinned, as its own step
+    mgr.acquire("a")
+    assert mgr.moves[-1].pinned and len(mgr.pins) == 2
+
+
+def test_pinned_flag_reports_the_memory_not_the_setting(fake_pinning):
+    a, b = _FakeDeviceLinear(16, 16), _FakeDeviceLinear(16, 16)
+    nb = nbytes_of(a)
+    mgr = ResidencyManager("fake:0", nb, pin_host=False)
+    mgr.register("edit", a, nb)
+    mgr.register("score", b, nb)
+    assert move_plan.simulate("ours", SEED_SIZES, mgr) == 1
+    assert mgr.pins == [] and not any(r.pinned for r in mgr.moves) and len(mgr.moves) == 3
+    c = _FakeDeviceLinear(16, 16)
+    for p in c.parameters():
+        p.data = residency._pin_copy(p.data)  # pinned by someone else (an earlier manager)
+    other = ResidencyManager("fake:0", nb, pin_host=False)
+    other.register("c", c, nb)
+    other.acquire("c")
+    assert other.pins == [] and other.moves[0].pinned  # the load did read page-locked memory
+
+
+# -- the move bench ------------------------------------------------------------------------------
+
+
+def test_bench_runs_start_from_fresh_models_and_count_only_the_schedule(fake_pinning):
+    made = []
+
+    def make():
+        made.append({"edit": _FakeDeviceLinear(16, 16), "score": _FakeDeviceLinear(16, 16)})
+        return made[-1]
+
+    cap = nbytes_of(_lin()) + 1
+    pinned = bench.run_schedule("ours", SEED_SIZES, make, "fake:0", cap, "pinned")
+    pageable = bench.run_schedule("ours", SEED_SIZES, make, "fake:0", cap, "pageable")
+    assert made[0]["edit"] is not made[1]["edit"]
+    assert move_plan.transfers("ours", SEED_SIZES, cap - 1, cap - 1, cap) == 3
+    for r in (pinned, pageable):  # no clean-up eviction counted: move_plan's 3 transfers
+        assert (r["swaps"], r["transfers"], r["loads"], r["offloads"]) == (1, 3, 2, 1)
+        assert r["moved_bytes"] == 3 * (cap - 1) and r["swap_bytes"] == 2 * (cap - 1)
+    assert pinned["pinned_transfers"] == 3 and pinned["pin_steps"] == 2
+    assert pinned["pin_bytes"] == 2 * (cap - 1)
+    assert pageable["pinned_transfers"] == 0 == pageable["pin_steps"]  # nothing left pinned
+    assert not any(t.data_ptr() in fake_pinning for t in made[1]["edit"].parameters())
+
+
+def test_bench_swap_records_pair_offloads_with_their_load():
+    def rec(direction):
+        return MoveRecord("m", "a", "b", "move", direction, 10, 1.0)
+
+    first, off, on, tail = rec("load"), rec("offload"), rec("load"), rec("offload")
+    assert bench._swap_records([first, off, on, tail]) == [off, on]
+
+
+def test_bench_realistic_shapes_are_the_real_models():
+    models = bench.build_realistic(materialize=False)  # meta device: shapes only
+    edit, score = models["edit"], models["score"]
+    got = {k: sum(p.numel() for p in m.parameters()) for k, m in edit.items()}
+    got["score"] = sum(p.numel() for p in score.parameters())
+    assert got == bench.REALISTIC_PARAMS
+    assert next(edit.parameters()).dtype == torch.float16
+    assert next(score.parameters()).dtype == torch.bfloat16
+    assert nbytes_of(edit) == 2 * sum(bench.REALISTIC_PARAMS[k] for k in edit) + 77 * 8
+    assert nbytes_of(score) < 2 * bench.REALISTIC_PARAMS["score"] + 2**20  # tied lm_head once
+
+
+def test_bench_materialize_keeps_tied_weights_tied():
+    with torch.device("meta"):
+        m = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False))
+    m[1].weight = m[0].weight
+    bench.materialize_random(m, torch.Generator().manual_seed(0))
+    assert m[1].weight is m[0].weight and m[0].weight.device.type == "cpu"
+    assert nbytes_of(m) == 10 * 4 * 4 and m[0].weight.std() > 0
+
+
+# -- real GPU ------------------------------------------------------------------------------------
+
+
 @pytest.mark.gpu
 def test_cuda_moves_are_real_and_pinned():
     a, b = torch.nn.Linear(1024, 1024), torch.nn.Linear(1024, 1024)
-    mgr = ResidencyManager("cuda", nbytes_of(a))
-    mgr.register("a", a, nbytes_of(a))
-    mgr.register("b", b, nbytes_of(b))
+    want = {"a": a.weight.detach().clone(), "b": b.weight.detach().clone()}
+    nb = nbytes_of(a)
+    mgr = ResidencyManager("cuda", nb)
+    mgr.register("a", a, nb)
+    mgr.register("b", b, nb)
+    assert [(r.model, r.kind, r.nbytes) for r in mgr.pins] == [("a", "pin", nb), ("b", "pin", nb)]
+    assert a.weight.is_pinned() and b.weight.is_pinned() and mgr.moves == []
+    buf_b = b.weight.data_ptr()
+    for name in "abab":
+        mgr.acquire(name)
+    assert b.weight.device.type == "cuda" and a.weight.device.type == "cpu"
+    assert a.weight.is_pinned() and mgr.swaps == 3 and len(mgr.pins) == 2  # nothing pinned again
+    mgr.acquire("a")
+    assert b.weight.is_pinned() and b.weight.data_ptr() == buf_b  # copied into the same buffer
+    assert torch.equal(b.weight, want["b"]) and torch.equal(a.weight.cpu(), want["a"])
+    assert len(mgr.moves) == 1 + 2 * mgr.swaps
+    assert all(r.pinned and not r.same_device and r.gb_per_s is not None for r in mgr.moves)
+    s = mgr.summary()
+    assert s["load_gb_per_s"] and s["offload_gb_per_s"] and s["pin_seconds"] > 0
+
+
+@pytest.mark.gpu
+def test_cuda_pageable_moves_are_recorded_pageable():
+    a, b = torch.nn.Linear(1024, 1024), torch.nn.Linear(1024, 1024)
+    nb = nbytes_of(a)
+    mgr = ResidencyManager("cuda", nb, pin_host=False)
+    mgr.register("a", a, nb)
+    mgr.register("b", b, nb)
     for name in "aba":
         mgr.acquire(name)
-    assert a.weight.device.type == "cuda" and b.weight.device.type == "cpu"
-    assert b.weight.is_pinned() and mgr.swaps == 2
-    off_b = [r for r in mgr.moves if r.model == "b" and r.direction == "offload"][0]
-    assert off_b.pinned and not off_b.same_device and off_b.gb_per_s is not None
-    reload_a = mgr.moves[-1]
-    assert reload_a.direction == "load" and reload_a.pinned  # came back from a pinned copy
+    assert mgr.pins == [] and not b.weight.is_pinned() and mgr.swaps == 2
+    assert not any(r.pinned for r in mgr.moves) and all(r.gb_per_s for r in mgr.moves)
+    c = torch.nn.Linear(1024, 1024)
+    for p in c.parameters():
+        p.data = p.data.pin_memory()  # pinned elsewhere: the record says what the load read
+    other = ResidencyManager("cuda", nb, pin_host=False)
+    other.register("c", c, nb)
+    other.acquire("c")
+    assert other.pins == [] and other.moves[0].pinned
