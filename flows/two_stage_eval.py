@@ -52,6 +52,7 @@ from gpuflows.reward_models import load_reward_model
 from gpuflows.score_stats import render_markdown, summarize
 from gpuflows.trust import Evidence, ModelRef, assess
 from tasks.hardware import pick_device
+from tasks.model_specs import resolve_model
 from tasks.progress import RunProgress
 from tasks.reports import publish_tiered_report, run_dir
 from tasks.two_stage import edit_stage, score_stage
@@ -82,27 +83,6 @@ class TwoStageEvalParams(BaseModel):
     image_guidance: float = Field(1.5, ge=0, description="Image guidance scale (InstructPix2Pix).")  # fmt: skip
     max_new_tokens: int = Field(32, ge=1, le=1024, description="Longest reward answer.")
     seed: int = Field(0, ge=0, description="Seed of the data generator, the edits and the lock.")
-
-
-def _model_path(spec: str, kind: str) -> tuple[Path, str]:
-    from gpuflows.tiny_models import (
-        build_tiny_edit_pipeline,
-        build_tiny_reward_model,
-        default_model_dir,
-    )
-
-    if spec == "tiny":
-        build = build_tiny_edit_pipeline if kind == "edit" else build_tiny_reward_model
-        return build(default_model_dir(f"tiny-{kind}")), "random-init (gpuflows.tiny_models)"
-    if spec.startswith("block:"):
-        from blocks import ModelSource
-
-        src = ModelSource.load(spec.split(":", 1)[1])
-        return src.resolve_path(), f"ModelSource {spec.split(':', 1)[1]}"
-    path = Path(spec).expanduser()
-    if not path.is_dir():
-        raise InputError(f"{kind}_model={spec!r} is not a folder on this host: give a model folder, 'tiny' or 'block:<name>'")  # fmt: skip
-    return path, str(path)
 
 
 def _capacity(p: TwoStageEvalParams, choice: DeviceChoice, needs: dict[str, VramEstimate]) -> int:
@@ -147,13 +127,13 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
         log.warning("pair %s rejected: %s: %s", r.pair_id, r.field, r.reason)
     prompts = load_prompts(p.prompts_path)
     choice = pick_device(p.device)
-    paths = {k: _model_path(getattr(p, f"{k}_model"), k) for k in ("edit", "reward")}
-    needs = {k: need_from_weights(paths[k][0], p.dtype, activation_margin=ACTIVATION_MARGIN, name=f"{k} model") for k in paths}  # fmt: skip
+    models = {k: resolve_model(getattr(p, f"{k}_model"), k, p.dtype) for k in ("edit", "reward")}
+    needs = {k: need_from_weights(m.path, m.dtype, activation_margin=ACTIVATION_MARGIN, name=f"{k} model") for k, m in models.items()}  # fmt: skip
     capacity = _capacity(p, choice, needs)
     mgr = ResidencyManager(choice.device, capacity)
     try:
         for k in needs:
-            mgr.require_fits(f"{k} model ({paths[k][1]})", needs[k])
+            mgr.require_fits(f"{k} model ({models[k].source})", needs[k])
     except ResidencyError as exc:
         raise InputError(str(exc)) from None
     ref = DatasetRef(name="two-stage-eval-bench", version=prompts.version, digest=loaded.digest(),
@@ -161,11 +141,13 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     lock = build_lock(seed=p.seed, dataset=ref, device=choice, parameters=p.model_dump(mode="json"))
 
     # -- models load on the host; the manager places them --------------------------------------
-    edit_model = load_edit_model(paths["edit"][0], dtype=p.dtype, device="cpu")
-    reward = load_reward_model(paths["reward"][0], dtype=p.dtype, device="cpu")
+    m = models["edit"]
+    edit_model = load_edit_model(m.path, dtype=m.dtype, device="cpu", trust_remote_code=m.trust_remote_code, use_safetensors=m.use_safetensors)  # fmt: skip
+    m = models["reward"]
+    reward = load_reward_model(m.path, dtype=m.dtype, device="cpu", trust_remote_code=m.trust_remote_code, use_safetensors=m.use_safetensors)  # fmt: skip
     mgr.register("edit", edit_model, needs["edit"])
     mgr.register("score", reward, needs["reward"])
-    fps = {k: model_fingerprint(paths[k][0]) for k in paths}
+    fps = {k: model_fingerprint(m.path) for k, m in models.items()}
     ckpt = results_root() / "two-stage-eval" / "checkpoint"
     out = run_dir("two-stage-eval")
     pairs = loaded.pairs
@@ -173,9 +155,9 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     # pairs never changes an edit, so the checkpoint key (which has no position) stays exact
     indices = {q.pair_id: int(bytes_digest(q.pair_id.encode())[-8:], 16) for q in pairs}
     progress = RunProgress(PROGRESS_KEY, total=2 * len(pairs), what="pair-stages", min_interval_s=0.5)  # fmt: skip
-    edit_settings = {"seed": p.seed, "steps": p.steps, "guidance": p.guidance, "image_guidance": p.image_guidance, "dtype": p.dtype}  # fmt: skip
+    edit_settings = {"seed": p.seed, "steps": p.steps, "guidance": p.guidance, "image_guidance": p.image_guidance, "dtype": models["edit"].dtype}  # fmt: skip
     score_settings = {"max_new_tokens": p.max_new_tokens, "constrain_to_score": reward.synthetic,
-                      "score_range": (0, 10), "dtype": p.dtype}  # fmt: skip
+                      "score_range": (0, 10), "dtype": models["reward"].dtype}  # fmt: skip
     hold = _hold(p, needs, capacity)
     with vram_budget(hold, device=choice) as grant:
         edits, edit_batches = edit_stage(pairs, indices, mgr, Ledger(ckpt / "edit.jsonl"),
@@ -201,7 +183,7 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
         data_note="synthetic scenes (gpuflows.edit_bench_synth)" if ref.synthetic else str(data),
         model=ModelRef(
             name="edit+reward",
-            source=f"{paths['edit'][1]} + {paths['reward'][1]}",
+            source=f"{models['edit'].source} + {models['reward'].source}",
             synthetic=synthetic_model,
             digest=fps["edit"][:40],
         ),  # fmt: skip

@@ -198,8 +198,11 @@ def load_edit_model(
     dtype: Any = "float32",
     device: str = "cpu",
     pipeline_class: str | None = None,
+    trust_remote_code: bool = False,
+    use_safetensors: bool = True,
 ) -> EditModel:
-    """Load a diffusers pipeline folder (safetensors only, no remote code) onto ``device``.
+    """Load a diffusers pipeline folder onto ``device``: safetensors only and no remote code
+    unless the caller (a ModelSource block) says otherwise.
 
     ``pipeline_class`` names a ``diffusers`` class (e.g. ``"QwenImageEditPipeline"``) to use
     instead of the ``_class_name`` in ``model_index.json``.
@@ -214,8 +217,8 @@ def load_edit_model(
         cls = getattr(diffusers, pipeline_class, None)
         if not (isinstance(cls, type) and issubclass(cls, diffusers.DiffusionPipeline)):
             raise ValueError(f"{pipeline_class!r} is not a diffusers pipeline class")
-    kwargs = {_diffusers_dtype_kwarg(): resolve_dtype(dtype), "use_safetensors": True}
-    pipeline = cls.from_pretrained(path, trust_remote_code=False, **kwargs)
+    kwargs = {_diffusers_dtype_kwarg(): resolve_dtype(dtype), "use_safetensors": use_safetensors}
+    pipeline = cls.from_pretrained(path, trust_remote_code=trust_remote_code, **kwargs)
     pipeline = pipeline.to(device)
     pipeline.set_progress_bar_config(disable=True)
     return EditModel(pipeline=pipeline, path=path, synthetic=is_synthetic(path))

@@ -370,7 +370,7 @@ class ResidencyManager:
             raise ResidencyError(
                 f"model {name!r} needs {need_b / GIB:.2f} GiB but {self.device} has a budget of "
                 f"{self.capacity_bytes / GIB:.2f} GiB: use a smaller dtype (float16/bfloat16), a "
-                "device_map over several GPUs in its ModelSource block, or a larger GPU"
+                "larger budget (vram_budget_gib) or a GPU with more memory"
             )
         return need_b
 

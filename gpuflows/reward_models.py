@@ -213,9 +213,15 @@ def _transformers_dtype_kwarg() -> str:
 
 
 def load_reward_model(
-    path: str | os.PathLike[str], *, dtype: Any = "float32", device: str = "cpu"
+    path: str | os.PathLike[str],
+    *,
+    dtype: Any = "float32",
+    device: str = "cpu",
+    trust_remote_code: bool = False,
+    use_safetensors: bool = True,
 ) -> RewardModel:
-    """Load an image-text-to-text model + processor folder (safetensors only, no remote code)."""
+    """Load an image-text-to-text model + processor folder: safetensors only and no remote code
+    unless the caller (a ModelSource block) says otherwise."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     path = Path(path)
@@ -223,11 +229,11 @@ def load_reward_model(
         raise FileNotFoundError(f"{path} is not a transformers model folder (no config.json)")
     model = AutoModelForImageTextToText.from_pretrained(
         path,
-        use_safetensors=True,
-        trust_remote_code=False,
+        use_safetensors=use_safetensors,
+        trust_remote_code=trust_remote_code,
         **{_transformers_dtype_kwarg(): resolve_dtype(dtype)},
     )
     model = model.to(device).eval()
-    processor = AutoProcessor.from_pretrained(path, trust_remote_code=False)
+    processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
     processor.tokenizer.padding_side = "left"
     return RewardModel(model=model, processor=processor, path=path, synthetic=is_synthetic(path))
