@@ -43,6 +43,7 @@ def test_smoke_end_to_end_then_rerun_computes_nothing(prefect_harness, results):
     report = read_artifacts(REPORT_KEY)[0].data
     assert "T1-Indicative" in report and "per category (seed)" in report
     assert "no VRAM limit held (CPU)" in report and out["vram_grant"]["limit"] is None
+    assert "| per category (seed) | 0 | 9 |" in report  # both fit here; one-model budget: 9
     assert out["batching"]["edit"]["size"] == 4 and "CPU" in out["batching"]["score"]["basis"]
     assert float(read_artifacts(PROGRESS_KEY)[0].data) == pytest.approx(100.0)
     edited = list((results / "two-stage-eval" / "checkpoint" / "edited").glob("*.png"))
@@ -102,6 +103,8 @@ def test_bad_pairs_are_reported_and_skipped(prefect_harness, results, tmp_path):
     (data / "extra.jsonl").write_text(json.dumps(nocat) + "\n")
     out = two_stage_eval(TwoStageEvalParams(**FAST, data_path=str(data)))
     assert out["rejected"] == 4 and out["summary"]["overall"]["n_scored"] == 10
+    # rejected pairs that named a category count as failed there; "nocat" named none
+    assert out["summary"]["social"]["n_failed"] == 3 and out["summary"]["overall"]["n_failed"] == 3
     report = json.loads(Path(out["report"]["json"]).read_text())
     assert {r["pair_id"]: r["field"] for r in report["rejected"]} == {
         "broken": "image", "empty": "instruction", "cut": "image", "nocat": "category",
