@@ -21,6 +21,20 @@ from tasks.rqa import METRIC_NAMES
 SMOKE = RqaSweepParams(preset="smoke", device="cpu", monitor_interval_s=0.2)
 
 
+def _assert_sample_matches_reference(tidy, frame, n: int, random_state: int) -> None:
+    """``n`` random rows of the tidy table equal the NumPy reference on the same series."""
+    for _, row in tidy.sample(n, random_state=random_state).iterrows():
+        sub = frame[frame["subject_id"] == row["subject_id"]]
+        series = {"x": sub["x"], "y": sub["y"], "xy": sub[["x", "y"]]}[row["series"]]
+        ref = rqa_metrics(
+            series.to_numpy(np.float64), int(row["m"]), int(row["tau"]), row["eps"],
+            int(row["l_min"]),
+        )  # fmt: skip
+        got = [row[k] for k in ("N", *METRIC_NAMES)]
+        want = [ref[k] for k in ("N", *METRIC_NAMES)]
+        np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+
+
 @pytest.fixture(scope="module")
 def smoke_run(prefect_harness):
     before = len(rqa_tasks.EXECUTIONS)
@@ -51,16 +65,7 @@ def test_tidy_table_has_one_row_per_cell_and_matches_reference(smoke_run):
     assert not tidy.duplicated(keys).any()
     assert set(tidy["group"]) == {"control", "mci", "ad"}
     frame = gaze.generate_preset("smoke", seed=0)
-    for _, row in tidy.sample(6, random_state=1).iterrows():
-        sub = frame[frame["subject_id"] == row["subject_id"]]
-        series = {"x": sub["x"], "y": sub["y"], "xy": sub[["x", "y"]]}[row["series"]]
-        ref = rqa_metrics(
-            series.to_numpy(np.float64), int(row["m"]), int(row["tau"]), row["eps"],
-            int(row["l_min"]),
-        )  # fmt: skip
-        got = [row[k] for k in ("N", *METRIC_NAMES)]
-        want = [ref[k] for k in ("N", *METRIC_NAMES)]
-        np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+    _assert_sample_matches_reference(tidy, frame, n=6, random_state=1)
     m1 = tidy[tidy["m"] == 1]  # the reused m = 1 rows equal the reference at their own tau
     for tau in SMOKE.tau:
         row = m1[(m1["tau"] == tau) & (m1["series"] == "x")].iloc[0]
@@ -213,16 +218,7 @@ def test_dask_task_runner_spreads_units_over_a_local_cluster(prefect_harness, fa
     n = RqaSweepParams(**grid).n_combinations
     assert f"{n}/{n} combinations" in read_artifacts(PROGRESS_KEY)[0].description
     tidy = pd.read_parquet(out["table"])
-    frame = gaze.generate_preset("smoke", seed=7)
-    for _, row in tidy.sample(5, random_state=3).iterrows():
-        sub = frame[frame["subject_id"] == row["subject_id"]]
-        series = {"x": sub["x"], "y": sub["y"], "xy": sub[["x", "y"]]}[row["series"]]
-        ref = rqa_metrics(
-            series.to_numpy(np.float64), int(row["m"]), int(row["tau"]), row["eps"],
-            int(row["l_min"]),
-        )  # fmt: skip
-        got = [row[k] for k in ("N", *METRIC_NAMES)]
-        np.testing.assert_allclose(got, [ref[k] for k in ("N", *METRIC_NAMES)], equal_nan=True)
+    _assert_sample_matches_reference(tidy, gaze.generate_preset("smoke", seed=7), 5, 3)
 
     again = rqa_sweep(RqaSweepParams(**grid, monitor_interval_s=0.2))
     assert len(rqa_tasks.EXECUTIONS) == before, "a unit the Dask workers finished ran again"
