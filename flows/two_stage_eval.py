@@ -218,7 +218,8 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     log.info("two-stage-eval: %s, %d scored, %d failed, %d swap(s)", assessment.tier.value,
              summary["overall"]["n_scored"], len(failed), moved["swaps"])  # fmt: skip
     return {"tier": assessment.tier.value, "summary": summary, "swaps": moved["swaps"],
-            "swaps_planned": planned, "report": published, "failed": failed,
+            "swaps_planned": planned, "swaps_planned_one_model": planned_one,
+            "report": published, "failed": failed,
             "rejected": len(loaded.rejected), "device": choice.device, "batching": batching,
             "vram_grant": grant.model_dump(mode="json")}  # fmt: skip
 
@@ -308,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\ntwo-stage-eval finished: {out['tier']} on {out['device']}: {o['n_scored']} scored, "
           f"{o['n_failed']} failed, {out['rejected']} rejected; swaps {out['swaps']} "
           f"(naive {out['swaps_planned']['naive']}, per-category {out['swaps_planned']['per_category']})")  # fmt: skip
+    one = out["swaps_planned_one_model"]
+    print(f"  swaps with a budget for one model: naive {one['naive']}, per-category "
+          f"{one['per_category']}, ours {one['ours']}")  # fmt: skip
     print(f"  report: {out['report']['markdown']}")
     return 0
 
