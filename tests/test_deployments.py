@@ -236,7 +236,7 @@ def test_hosts_add_up_to_the_pool_limit_and_leave(prefect_harness, capsys):
     from prefect.variables import Variable
 
     from blocks import GpuPool
-    from deployments.setup import HOST_TAG, host_variable, read_hosts
+    from deployments.pool_hosts import HOST_TAG, host_variable, read_hosts
 
     GpuPool(work_pool_name="multi-pool", host="node-a", reserve_gib=2).save(
         "multi-node-a", overwrite=True
@@ -295,7 +295,7 @@ def test_hosts_sharing_vram_limit_names_are_warned(prefect_harness, capsys):
     out = _setup(capsys, *args, "--host", "node-d", discovery=_two_gpus(), pool="shared-pool")
     assert "warning: VRAM limit 'shared-vram-gpu0' is shared by hosts node-c, node-d" in out
     assert "host=<name>" in out
-    from deployments.setup import read_hosts
+    from deployments.pool_hosts import read_hosts
 
     assert {h: e["slots"] for h, e in read_hosts("shared-pool").items()} == {
         "node-c": 2,
