@@ -54,7 +54,8 @@ from gpuflows import move_plan  # noqa: E402
 from gpuflows.devices import choose_device  # noqa: E402
 from gpuflows.edit_bench_synth import SIZES  # noqa: E402
 from gpuflows.envlock import git_info  # noqa: E402
-from gpuflows.residency import MoveRecord, ResidencyManager, gb_per_s, nbytes_of  # noqa: E402
+from gpuflows.model_size import nbytes_of  # noqa: E402
+from gpuflows.residency import MoveRecord, ResidencyManager, gb_per_s  # noqa: E402
 
 ANCHOR = "per_category"
 #: variant name -> ResidencyManager(pin_host=...)

@@ -2,8 +2,8 @@
 
 Seed 004 runs a diffusion edit model and a vision-language reward model that do not fit one GPU
 together. A :class:`ResidencyManager` owns their placement: each model registers with its VRAM
-need (:func:`model_vram_need` from an empty-weights build, :func:`need_from_weights` from the
-safetensors headers), :meth:`ResidencyManager.acquire` makes one resident, evicting the least
+need (:mod:`gpuflows.model_size`: from an empty-weights build, or from the safetensors
+headers), :meth:`ResidencyManager.acquire` makes one resident, evicting the least
 recently used idle models only as far as the capacity requires, and every transfer is a
 :class:`MoveRecord`.
 
@@ -34,201 +34,19 @@ Torch and accelerate are imported lazily; no Prefect.
 
 from __future__ import annotations
 
-import json
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from gpuflows.budget import GIB, VramEstimate, dtype_bytes, estimate_model
-
-_ST_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-             "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
+from gpuflows.budget import GIB, VramEstimate
+from gpuflows.model_size import modules_of, named_tensors_of, nbytes_of, tensors_of
 
 
 class ResidencyError(ValueError):
     """A model that can never fit, a placement that would evict a model in use, a missing loader."""
-
-
-# -- what a model is made of ---------------------------------------------------------------------
-
-
-def modules_of(obj: Any) -> list[Any]:
-    """The torch modules of a model object: itself, a diffusers pipeline's ``.components``
-    (unet/transformer, vae, text encoders...), or the ``.pipeline`` / ``.model`` of an adapter."""
-    import torch
-
-    if isinstance(obj, torch.nn.Module):
-        return [obj]
-    for attr in ("pipeline", "model"):
-        inner = getattr(obj, attr, None)
-        if inner is not None:
-            return modules_of(inner)
-    comps = getattr(obj, "components", None)
-    if isinstance(comps, dict):
-        return [m for m in comps.values() if isinstance(m, torch.nn.Module)]
-    raise TypeError(
-        f"{type(obj).__name__} is not a torch module, a pipeline with .components, or an adapter "
-        "with .pipeline/.model: register one of those"
-    )
-
-
-def _tensors(obj: Any) -> list[Any]:
-    """Parameters and buffers of every module, each shared tensor once."""
-    seen: dict[int, Any] = {}
-    for m in modules_of(obj):
-        for t in (*m.parameters(), *m.buffers()):
-            seen.setdefault(id(t), t)
-    return list(seen.values())
-
-
-def _named_tensors(obj: Any) -> dict[str, Any]:
-    """Parameters and buffers by a key stable across ``.to()`` ("<module index>.<name>"), each
-    shared tensor once; read afresh each time (``.to()`` replaces buffer objects)."""
-    out: dict[str, Any] = {}
-    seen: set[int] = set()
-    for i, m in enumerate(modules_of(obj)):
-        for n, t in (*m.named_parameters(), *m.named_buffers()):
-            if id(t) not in seen:
-                seen.add(id(t))
-                out[f"{i}.{n}"] = t
-    return out
-
-
-def nbytes_of(obj: Any) -> int:
-    """Parameter + buffer bytes of a model object, as stored now (what a move copies)."""
-    return sum(t.numel() * t.element_size() for t in _tensors(obj))
-
-
-def model_vram_need(
-    build_empty: Callable[[], Any] | Any,
-    dtype: str,
-    *,
-    activation_margin: float = 0.2,
-    name: str = "model",
-) -> VramEstimate:
-    """VRAM need in bytes = weight bytes at ``dtype`` x (1 + ``activation_margin``).
-
-    Args:
-        build_empty: a zero-argument builder of the model (module or pipeline), called under
-            ``accelerate.init_empty_weights`` so its parameters sit on the meta device and no
-            weight memory is allocated; or an already built module / pipeline / adapter, whose
-            real tensor sizes are read.
-        dtype: the dtype the weights will be loaded in ("float16", "bf16", ...): floating tensors
-            are priced at it, integer/bool buffers at their own size (``from_pretrained`` keeps them).
-        activation_margin: fraction added for activations and workspace (0.2 = 20 %).
-        name: what the estimate's ``basis`` calls the model.
-
-    Example:
-        >>> import torch
-        >>> model_vram_need(lambda: torch.nn.Linear(1024, 1024), "float16").nbytes  # 1,049,600 x 2 x 1.2
-        2519040
-    """
-    try:
-        modules_of(build_empty)
-        obj = build_empty
-    except TypeError:
-        if not callable(build_empty):
-            raise
-        from accelerate import init_empty_weights
-
-        with init_empty_weights():
-            obj = build_empty()
-    from accelerate.utils import calculate_maximum_sizes
-
-    ts = _tensors(obj)
-    n_float = sum(t.numel() for t in ts if t.is_floating_point())
-    fixed = sum(t.numel() * t.element_size() for t in ts if not t.is_floating_point())
-    est = estimate_model(n_float, dtype, activation_margin=activation_margin, name=name)
-    sizes = [calculate_maximum_sizes(m)[1] for m in modules_of(obj)]
-    big, where = max(sizes, key=lambda s: s[0]) if sizes else (0, [])
-    basis = f"{est.basis}; largest layer {', '.join(where) or '-'} {big / 2**20:.1f} MiB as built"
-    if fixed:
-        basis += f"; + {fixed:,} B integer buffers +{activation_margin:.0%}"
-    return VramEstimate(nbytes=est.nbytes + int(fixed * (1 + activation_margin)), basis=basis)
-
-
-def pipeline_vram_need(
-    pipeline: Callable[[], Any] | Any,
-    dtype: str,
-    *,
-    activation_margin: float = 0.2,
-    name: str = "pipeline",
-) -> VramEstimate:
-    """VRAM need in bytes of a diffusers-style pipeline: the sum over its ``nn.Module``
-    components (unet/transformer, vae, text_encoder...), priced as :func:`model_vram_need`.
-    ``pipeline`` is the pipeline object or a zero-argument builder of it."""
-    comps = getattr(pipeline, "components", None)
-    if isinstance(comps, dict):
-        import torch
-
-        parts = [k for k, v in comps.items() if isinstance(v, torch.nn.Module)]
-        name = f"{name} ({' + '.join(parts)})"
-    return model_vram_need(pipeline, dtype, activation_margin=activation_margin, name=name)
-
-
-def weights_nbytes(path: str | Path, dtype: str | None = None) -> tuple[int, int]:
-    """(parameters, bytes) of every ``*.safetensors`` file under ``path``, from their headers only.
-
-    ``dtype`` (e.g. "float16") prices floating tensors at that dtype (what ``from_pretrained(...,
-    dtype=...)`` loads); None keeps the stored dtypes.
-    """
-    files = sorted(Path(path).rglob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"no *.safetensors under {path}: the model folder has no weights")
-    n_params = n_bytes = 0
-    for f in files:
-        with open(f, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(size))
-        for key, t in header.items():
-            if key == "__metadata__":
-                continue
-            numel = 1
-            for s in t["shape"]:
-                numel *= s
-            per = _ST_BYTES.get(t["dtype"], 4)
-            if dtype is not None and t["dtype"].startswith(("F", "BF")):
-                per = dtype_bytes(dtype)
-            n_params += numel
-            n_bytes += numel * per
-    return n_params, n_bytes
-
-
-def need_from_weights(
-    path: str | Path, dtype: str | None, *, activation_margin: float, name: str
-) -> VramEstimate:
-    """VRAM need in bytes = weight bytes (safetensors headers) x (1 + activation margin)."""
-    n_params, nbytes = weights_nbytes(path, dtype)
-    return VramEstimate(
-        nbytes=int(nbytes * (1 + activation_margin)),
-        basis=f"{name}: {n_params:,} params, {nbytes / GIB:.3f} GiB weights "
-        f"({dtype or 'stored dtypes'}) from safetensors headers +{activation_margin:.0%} activations",
-    )
-
-
-def model_fingerprint(path: str | Path) -> str:
-    """Digest identifying a model folder: every config/tokenizer file's bytes and every
-    safetensors file's header (names, dtypes, shapes, offsets) and size, without reading weights."""
-    from gpuflows.digest import bytes_digest, value_digest
-
-    root = Path(path)
-    parts = {}
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = str(f.relative_to(root))
-        if f.suffix == ".safetensors":
-            with open(f, "rb") as fh:
-                (size,) = struct.unpack("<Q", fh.read(8))
-                parts[rel] = [bytes_digest(fh.read(size)), f.stat().st_size]
-        elif f.suffix in (".json", ".txt", ".model", ".jinja"):
-            parts[rel] = bytes_digest(f.read_bytes())
-    if not parts:
-        raise FileNotFoundError(f"{root} holds no model files")
-    return value_digest(parts)
 
 
 def _split(obj: Any) -> bool:
@@ -477,7 +295,7 @@ class ResidencyManager:
         Tensors off the host (on a device) are left alone: their offload pins them afterwards."""
         todo = [
             (k, t)
-            for k, t in _named_tensors(e.obj).items()
+            for k, t in named_tensors_of(e.obj).items()
             if t.device.type == "cpu"
             and (k not in e.host_bufs or e.host_bufs[k].data_ptr() != t.data_ptr())
         ]
@@ -522,7 +340,7 @@ class ResidencyManager:
         """True when every host tensor of ``obj`` is page-locked (and there is one)."""
         if not _pinning_available(self.device):
             return False
-        host = [t for t in _tensors(obj) if t.device.type == "cpu"]
+        host = [t for t in tensors_of(obj) if t.device.type == "cpu"]
         return bool(host) and all(_is_pinned(t) for t in host)
 
     def _offload(self, name: str, e: _Entry) -> None:
@@ -538,7 +356,7 @@ class ResidencyManager:
         else:
             kind = "move"
             if pin:  # copy into the pinned host buffers kept since the pin step
-                for k, t in _named_tensors(e.obj).items():
+                for k, t in named_tensors_of(e.obj).items():
                     buf = e.host_bufs.get(k)
                     if buf is None or buf.shape != t.shape or buf.dtype != t.dtype:
                         stale = True  # new or reshaped tensor: .to() below, pinned afterwards

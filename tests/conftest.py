@@ -81,3 +81,10 @@ def fast_worker_start():
         # The fork server imports these once (it starts with the first worker of the session).
         get_mp_context().set_forkserver_preload(["distributed", "prefect", "prefect_dask"])
         yield
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch):
+    """This test's own results folder (GPUFLOWS_RESULTS_DIR): models, checkpoints, reports."""
+    monkeypatch.setenv("GPUFLOWS_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path / "results"

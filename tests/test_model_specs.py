@@ -8,12 +8,6 @@ from gpuflows.faults import InputError
 from tasks.model_specs import resolve_model
 
 
-@pytest.fixture
-def results(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPUFLOWS_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path / "results"
-
-
 def test_tiny_and_folder(results, tmp_path):
     tiny = resolve_model("tiny", "reward", "float32")
     assert (tiny.path / "config.json").is_file() and tiny.dtype == "float32"

@@ -9,16 +9,14 @@ from safetensors.torch import save_file
 
 from bench import two_stage_moves as bench
 from gpuflows import move_plan, residency
-from gpuflows.residency import (
-    MoveRecord,
-    ResidencyError,
-    ResidencyManager,
+from gpuflows.model_size import (
     model_vram_need,
     nbytes_of,
     need_from_weights,
     pipeline_vram_need,
     weights_nbytes,
 )
+from gpuflows.residency import MoveRecord, ResidencyError, ResidencyManager
 
 SEED_SIZES = {"physical": 50, "environment": 50, "social": 70, "causal": 50, "referential": 50}
 

@@ -15,18 +15,12 @@ import pytest
 from flows.two_stage_eval import PROGRESS_KEY, REPORT_KEY, TwoStageEvalParams, two_stage_eval
 from gpuflows.budget import GIB
 from gpuflows.faults import InputError
-from gpuflows.residency import weights_nbytes
+from gpuflows.model_size import weights_nbytes
 from tasks import two_stage
 from tasks.artifacts import read_artifacts
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = {"device": "cpu", "steps": 1}
-
-
-@pytest.fixture
-def results(tmp_path, monkeypatch):
-    monkeypatch.setenv("GPUFLOWS_RESULTS_DIR", str(tmp_path / "results"))
-    return tmp_path / "results"
 
 
 def _count(stage: str) -> int:
