@@ -41,8 +41,8 @@ def hold(gib: int, seconds: float, gpu: int) -> tuple[float, float, float]:
 
 
 @flow
-def two_holders(gib: int, gpu: int) -> list[tuple[float, float, float]]:
-    futs = [hold.submit(gib, 4.0, gpu) for _ in range(2)]
+def two_holders(gib: int, gpu: int, seconds: float) -> list[tuple[float, float, float]]:
+    futs = [hold.submit(gib, seconds, gpu) for _ in range(2)]
     return [f.result() for f in futs]
 
 
@@ -52,11 +52,15 @@ def overlap(a, b) -> float:
 
 def test_two_60_gib_tasks_serialise_and_two_30_gib_run_together(prefect_harness):
     ensure_limits({"vram-gpu90": 80, "vram-gpu91": 80})
-    big = two_holders(60, 90)
+    big = two_holders(60, 90, 3.0)
     assert overlap(*big) < 0, f"60+60 GiB on an 80 GiB card overlapped: {big}"
-    small = two_holders(30, 91)
-    # The turnstile serialises acquisition (one poll, <= ~1 s), not the work: they overlap.
-    assert overlap(*small) > 2.0, f"30+30 GiB should run together: {small}"
+    # The turnstile serialises acquisition, not the work. After a refused poll Prefect's server
+    # says retry after the limit's average slot occupancy (2 s on a fresh limit) times the
+    # requests queued on it, with Poisson jitter: on a loaded 2-core CI host the second holder
+    # waited 4.5 s. So each holds 10 s and the test asks only that the second started while the
+    # first still ran.
+    small = two_holders(30, 91, 10.0)
+    assert overlap(*small) > 0, f"30+30 GiB should run together: {small}"
 
 
 def test_request_larger_than_card_fails_before_waiting(prefect_harness):
