@@ -41,12 +41,13 @@ from gpuflows.envlock import DatasetRef, build_lock
 from gpuflows.faults import InputError
 from gpuflows.io import results_root
 from gpuflows.ledger import Ledger
-from gpuflows.model_size import model_fingerprint, need_from_weights
+from gpuflows.model_size import need_from_weights
 from gpuflows.prompts_yaml import load_prompts
 from gpuflows.residency import ResidencyError, ResidencyManager
 from gpuflows.reward_models import load_reward_model
 from gpuflows.score_stats import render_markdown, summarize
 from gpuflows.trust import Evidence, ModelRef, assess
+from gpuflows.weight_files import model_fingerprint
 from tasks.hardware import pick_device
 from tasks.model_specs import resolve_model
 from tasks.progress import RunProgress

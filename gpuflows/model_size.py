@@ -1,25 +1,21 @@
-"""What a model is made of and how much memory it needs: modules, tensors, bytes, fingerprints.
+"""What a model is made of and how much memory it needs: modules, tensors, bytes.
 
 A model object is a torch module, a diffusers pipeline (its ``.components``) or an adapter with a
 ``.pipeline`` / ``.model``. Its VRAM need is computed, never guessed: from an empty-weights build
 (:func:`model_vram_need`, accelerate), from a pipeline's modules (:func:`pipeline_vram_need`) or
-from the safetensors headers of a folder before anything loads (:func:`need_from_weights`), each
-times a stated activation margin. Used by :mod:`gpuflows.residency` and the flows that size
-budgets. Units: bytes. Torch and accelerate are imported lazily; no Prefect.
+from a folder's weight files before anything loads (:func:`need_from_weights`), each times a
+stated activation margin. Weight files and model fingerprints: :mod:`gpuflows.weight_files`.
+Used by :mod:`gpuflows.residency` and the flows that size budgets. Units: bytes. Torch and accelerate are imported lazily; no Prefect.
 """
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from gpuflows.budget import GIB, VramEstimate, dtype_bytes, estimate_model
-
-_ST_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-             "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
+from gpuflows.budget import GIB, VramEstimate, estimate_model
+from gpuflows.weight_files import weight_files, weights_nbytes
 
 
 def modules_of(obj: Any) -> list[Any]:
@@ -136,61 +132,16 @@ def pipeline_vram_need(
     return model_vram_need(pipeline, dtype, activation_margin=activation_margin, name=name)
 
 
-def weights_nbytes(path: str | Path, dtype: str | None = None) -> tuple[int, int]:
-    """(parameters, bytes) of every ``*.safetensors`` file under ``path``, from their headers only.
-
-    ``dtype`` (e.g. "float16") prices floating tensors at that dtype (what ``from_pretrained(...,
-    dtype=...)`` loads); None keeps the stored dtypes.
-    """
-    files = sorted(Path(path).rglob("*.safetensors"))
-    if not files:
-        raise FileNotFoundError(f"no *.safetensors under {path}: the model folder has no weights")
-    n_params = n_bytes = 0
-    for f in files:
-        with open(f, "rb") as fh:
-            (size,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(size))
-        for key, t in header.items():
-            if key == "__metadata__":
-                continue
-            numel = 1
-            for s in t["shape"]:
-                numel *= s
-            per = _ST_BYTES.get(t["dtype"], 4)
-            if dtype is not None and t["dtype"].startswith(("F", "BF")):
-                per = dtype_bytes(dtype)
-            n_params += numel
-            n_bytes += numel * per
-    return n_params, n_bytes
-
-
 def need_from_weights(
     path: str | Path, dtype: str | None, *, activation_margin: float, name: str
 ) -> VramEstimate:
-    """VRAM need in bytes = weight bytes (safetensors headers) x (1 + activation margin)."""
+    """VRAM need in bytes = weight bytes (:func:`gpuflows.weight_files.weights_nbytes`: safetensors
+    headers or meta-loaded torch pickles) x (1 + activation margin)."""
     n_params, nbytes = weights_nbytes(path, dtype)
+    kinds = sorted({"safetensors headers" if f.suffix == ".safetensors" else "torch pickle shapes"
+                    for f in weight_files(path)})  # fmt: skip
     return VramEstimate(
         nbytes=int(nbytes * (1 + activation_margin)),
         basis=f"{name}: {n_params:,} params, {nbytes / GIB:.3f} GiB weights "
-        f"({dtype or 'stored dtypes'}) from safetensors headers +{activation_margin:.0%} activations",
+        f"({dtype or 'stored dtypes'}) from {' + '.join(kinds)} +{activation_margin:.0%} activations",
     )
-
-
-def model_fingerprint(path: str | Path) -> str:
-    """Digest identifying a model folder: every config/tokenizer file's bytes and every
-    safetensors file's header (names, dtypes, shapes, offsets) and size, without reading weights."""
-    from gpuflows.digest import bytes_digest, value_digest
-
-    root = Path(path)
-    parts = {}
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = str(f.relative_to(root))
-        if f.suffix == ".safetensors":
-            with open(f, "rb") as fh:
-                (size,) = struct.unpack("<Q", fh.read(8))
-                parts[rel] = [bytes_digest(fh.read(size)), f.stat().st_size]
-        elif f.suffix in (".json", ".txt", ".model", ".jinja"):
-            parts[rel] = bytes_digest(f.read_bytes())
-    if not parts:
-        raise FileNotFoundError(f"{root} holds no model files")
-    return value_digest(parts)

@@ -93,7 +93,8 @@ def _from_block(name: str, role: Role, dtype: str, field: str) -> ResolvedModel:
 
 
 def resolve_model(spec: str, role: Role, dtype: str) -> ResolvedModel:
-    """Resolve a flow's ``<role>_model`` parameter (module docstring) to a folder here.
+    """Resolve a flow's ``<role>_model`` parameter (module docstring) to a folder here whose
+    weights may be loaded as asked (safetensors, unless a block allows torch pickles).
 
     Args:
         spec: the parameter's value.
@@ -103,8 +104,31 @@ def resolve_model(spec: str, role: Role, dtype: str) -> ResolvedModel:
     Raises:
         InputError: naming ``<role>_model`` and the fix.
     """
-    field = f"{role}_model"
-    spec = spec.strip()
+    resolved = _resolve(spec.strip(), role, dtype, f"{role}_model")
+    _check_weights(resolved, spec.strip(), f"{role}_model")
+    return resolved
+
+
+def _check_weights(m: ResolvedModel, spec: str, field: str) -> None:
+    from gpuflows.weight_files import weight_files
+
+    try:
+        files = weight_files(m.path)
+    except FileNotFoundError as exc:
+        raise InputError(f"{field}={spec!r}: {exc}") from None
+    pickles = [f for f in files if f.suffix != ".safetensors"]
+    if pickles and m.use_safetensors:
+        shown = ", ".join(str(f.relative_to(m.path)) for f in pickles[:3])
+        raise InputError(
+            f"{field}={spec!r}: {m.path} holds torch pickle weights ({shown}) and no safetensors "
+            "beside them. A pickle can run code when loaded, so models load from safetensors "
+            "only: convert them (safetensors.torch.save_file(torch.load(f, weights_only=True), "
+            "'model.safetensors')), or, if you trust the file, use a ModelSource block with "
+            "use_safetensors=False"
+        )
+
+
+def _resolve(spec: str, role: Role, dtype: str, field: str) -> ResolvedModel:
     if spec == TINY:
         return ResolvedModel(_tiny(role), "random-init (gpuflows.tiny_models)", dtype)
     if spec.startswith("block:"):

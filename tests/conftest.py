@@ -14,6 +14,7 @@ _TMP = tempfile.mkdtemp(prefix="gpuflows-tests-")
 os.environ.setdefault("GPUFLOWS_RESULTS_DIR", os.path.join(_TMP, "results"))
 os.environ.setdefault("PREFECT_HOME", os.path.join(_TMP, "prefect-home"))
 os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", os.path.join(_TMP, "prefect-results"))
+os.environ.setdefault("GPUFLOWS_CACHE_DIR", os.path.join(_TMP, "cache"))
 
 
 def _cuda_available() -> bool:

@@ -64,3 +64,67 @@ def test_flow_runs_on_a_random_init_block(prefect_harness, results):
     ModelSource(kind="random_init", path_or_id="tiny").save("ts-flow-rand", overwrite=True)
     out = two_stage_eval(TwoStageEvalParams(device="cpu", steps=1, edit_model="block:ts-flow-rand"))
     assert out["tier"] == "T1-Indicative" and out["summary"]["overall"]["n_scored"] == 10
+
+
+def _as_pickles(src, dst):
+    """A copy of a model folder whose safetensors are torch pickles (``*.bin``), as older
+    checkpoints ship."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    shutil.copytree(src, dst)
+    for f in list(dst.rglob("*.safetensors")):
+        torch.save(load_file(f), f.with_suffix(".bin").with_stem(f.stem.replace("model", "pytorch_model")))  # fmt: skip
+        f.unlink()
+    return dst
+
+
+def test_pickled_weights_need_a_block_that_allows_them(results, tmp_path):
+    tiny = resolve_model("tiny", "reward", "float32").path
+    bins = _as_pickles(tiny, tmp_path / "reward-bin")
+    with pytest.raises(InputError, match=r"reward_model=.*torch pickle weights \(pytorch_model"):
+        resolve_model(str(bins), "reward", "float32")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"edit_model=.*no weights under"):
+        resolve_model(str(tmp_path / "empty"), "edit", "float32")
+
+
+def test_a_same_shape_fine_tune_is_rescored_and_pickles_load_when_allowed(
+    prefect_harness, results, tmp_path
+):
+    """Scores are keyed by the reward model's content: new weights with the same shapes (a
+    fine-tune) re-score every pair and re-edit none. A .bin model loads through a block that
+    says use_safetensors=False, and is sized from its pickle's shapes."""
+    import torch
+
+    from blocks import ModelSource
+    from flows.two_stage_eval import TwoStageEvalParams, two_stage_eval
+    from tasks import two_stage
+
+    def counts():
+        return tuple(sum(s == k for s, _ in two_stage.EXECUTED) for k in ("edit", "score"))
+
+    fast = {"device": "cpu", "steps": 1}
+    two_stage_eval(TwoStageEvalParams(**fast))  # edits and scores with the tiny reward model
+    bins = _as_pickles(resolve_model("tiny", "reward", "float32").path, tmp_path / "rw")
+    ModelSource(kind="local_path", path_or_id=str(bins), use_safetensors=False).save(
+        "ts-bin", overwrite=True
+    )
+    params = TwoStageEvalParams(**fast, reward_model="block:ts-bin")
+    c0 = counts()
+    out = two_stage_eval(params)
+    assert out["summary"]["overall"]["n_scored"] + out["summary"]["overall"]["n_failed"] == 10
+    c1 = counts()
+    assert (c1[0] - c0[0], c1[1] - c0[1]) == (0, 10)  # another model's files: all re-scored
+    (weights,) = bins.rglob("pytorch_model*.bin")
+    sd = torch.load(weights, weights_only=True)
+    name = next(k for k, v in sd.items() if v.is_floating_point() and v.ndim == 2)
+    sd[name] = sd[name] + 0.01  # same names, shapes, dtypes: only the values moved
+    torch.save(sd, weights)
+    two_stage_eval(params)
+    c2 = counts()
+    assert (c2[0] - c1[0], c2[1] - c1[1]) == (0, 10), "a fine-tuned reward model reused old scores"
+    two_stage_eval(params)
+    assert counts() == c2

@@ -15,7 +15,7 @@ import pytest
 from flows.two_stage_eval import PROGRESS_KEY, REPORT_KEY, TwoStageEvalParams, two_stage_eval
 from gpuflows.budget import GIB
 from gpuflows.faults import InputError
-from gpuflows.model_size import weights_nbytes
+from gpuflows.weight_files import weights_nbytes
 from tasks import two_stage
 from tasks.artifacts import read_artifacts
 
