@@ -15,8 +15,10 @@ No Prefect; torch is imported only for pickled weights.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import struct
+import time
 from pathlib import Path
 
 from gpuflows.budget import dtype_bytes
@@ -26,6 +28,7 @@ _ST_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16":
              "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 NOT_WEIGHTS = ("optimizer", "scheduler", "rng_state", "training_args", "scaler", "trainer_state")
+log = logging.getLogger("gpuflows.weight_files")
 MEMO_ENV = "GPUFLOWS_CACHE_DIR"
 MEMO_MIN_BYTES = 1 << 20
 """Files from this size up are memoised; smaller ones are cheaper to hash than to look up."""
@@ -174,8 +177,12 @@ class _Memo:
             return bytes_digest(f.read_bytes())
         key = f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
         if key not in self.known:
+            t0 = time.perf_counter()
             self.known[key] = file_digest(f)
             self.dirty = True
+            if st.st_size >= 1 << 30:
+                log.info("hashed %s (%.1f GB) in %.0f s to identify the model; memoised in %s",
+                         f, st.st_size / 1e9, time.perf_counter() - t0, self.path)  # fmt: skip
         return self.known[key]
 
     def save(self) -> None:
