@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import json
 import os
 import platform
@@ -36,6 +35,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:  # `python bench/lease_recovery.py` as well as `-m`
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.record import provenance, write_result  # noqa: E402
 from deployments.local_server import LocalServer, kill_group  # noqa: E402
 
 GIB = 1 << 30
@@ -280,23 +280,6 @@ def run(
                 sc.server.stop()
 
 
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True
-        ).stdout.strip()
-        return sha + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def device_string() -> str:
     return (
         f"cpu only ({platform.processor() or platform.machine()}, {os.cpu_count()} cores); no GPU"
@@ -358,8 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "name": "lease-recovery",
         "device": device_string(),
-        "git_commit": git_commit(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **provenance(),
         "figures": figures,
         "anchor": anchor,
         "ratio": ratio,
@@ -374,8 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "scenarios": {sc.name: sc.summary() for sc in scenarios},
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(a.out, result)
     anchor_txt = (
         f"{anchor['value']} s"
         if anchor.get("released")
@@ -386,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"lease-recovery: killed holder's 60 GiB back after {by['filesystem'].recovered_s:.1f} s; "
         f"with server restart {ours.recovered_s:.1f} s (file leases) vs in-memory leases: "
-        f"{anchor_txt}; ratio {ratio}; wrote {a.out.relative_to(REPO_ROOT)}"
+        f"{anchor_txt}; ratio {ratio}; wrote {a.out}"
         if by["filesystem"].recovered_s is not None and ours.recovered_s is not None
         else f"lease-recovery: NOT recovered: {json.dumps(result['scenarios'])}"
     )

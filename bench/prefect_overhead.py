@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import datetime as dt
-import json
 import os
 import shutil
 import statistics
@@ -58,6 +56,7 @@ import numpy as np  # noqa: E402
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import INPUTS, NO_CACHE  # noqa: E402
 
+from bench.record import provenance, write_result  # noqa: E402
 from gpuflows.digest import digest_any  # noqa: E402
 from tasks.caching import house_cache_policy  # noqa: E402
 
@@ -164,14 +163,6 @@ def hashing_ms(repeats: int = 5) -> dict[str, float]:
     }
 
 
-def git_commit() -> tuple[str, dict[str, Any]]:
-    from gpuflows.envlock import git_info
-
-    info = git_info(REPO_ROOT)
-    short = (info.commit or "unknown")[:7] + ("-dirty" if info.dirty else "")
-    return short, info.model_dump()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=200, help="timed calls per task measurement")
@@ -238,15 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         figures[f"{key}_p95_ms"] = fig(st[key]["p95_ms"])
     figures.update({k: fig(v) for k, v in hashes.items()})
     figures["harness_start_s"] = fig(round(harness_s, 2), "s")
-    commit, git = git_commit()
     result = {
         "name": "prefect-overhead",
         "device": cpu_name(),
         "cores": os.cpu_count(),
         "prefect_version": prefect.__version__,
-        "git_commit": commit,
-        "git": git,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **provenance(),
         "settings": (
             "prefect_test_harness (temporary SQLite API); project prefect.toml: results persisted, "
             "json serializer, flow heartbeat 30 s; run/task logs to the API at INFO, console at WARNING; sequential calls"
@@ -270,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "stats": st,
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(a.out, result)
     print(f"wrote {a.out}")
     print(
         f"prefect_overhead: uncached {st['uncached']['mean_ms']:.1f} ms/task "

@@ -6,6 +6,10 @@ it times the whole sweep (all eps at once) and reports R entries decided per sec
 ``gpuflows.rqa.rqa_metrics`` is called once per eps; above ``--reference-max-n`` it is timed on
 one eps and projected x E (it recomputes everything per eps, so that is its real cost).
 
+Writes ``bench/results/rqa-engine-micro-cpu.json`` (``--json`` elsewhere); the anchor is the
+reference, the ratio the fastest engine's speedup over it at the largest N; the last line printed
+is the summary.
+
 Usage:
     python bench/rqa_engine_micro.py                      # N = 1000, 2000, 5000; d=2; m=3
     python bench/rqa_engine_micro.py --sizes 2000 --m 6 --backends numba torch --json out.json
@@ -14,17 +18,19 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.record import RESULTS, fig, provenance, write_result  # noqa: E402
 from gpuflows import rqa, rqa_engine  # noqa: E402
+from gpuflows.devices import cpu_name  # noqa: E402
 
 
 def _best_s(fn, repeats: int) -> tuple[float, list[float]]:
@@ -46,7 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--backends", nargs="+", default=["numba", "numpy", "torch"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--reference-max-n", type=int, default=1000)
-    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--json", type=Path, default=RESULTS / "rqa-engine-micro-cpu.json",
+                    help="write the results here")  # fmt: skip
     args = ap.parse_args(argv)
 
     rng = np.random.default_rng(0)
@@ -82,14 +89,29 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append({"N": N, "engine": b, "best_s": best, "samples_s": samples,
                          "speedup": ref_s / best})  # fmt: skip
             print(f"{N:>6} {b:>16} {best:>9.3f} {N * N * E / best:>16.3g} {ref_s / best:>12.1f}")
+    top = max(args.sizes)
+    at_top = [r for r in rows if r["N"] == top]
+    ref = at_top[0]
+    best = min(at_top[1:], key=lambda r: r["best_s"]) if len(at_top) > 1 else ref
     result = {
-        "params": vars(args),
+        "name": "rqa-engine-micro",
+        "device": cpu_name(),
+        "cores": os.cpu_count(),
+        **provenance(),
+        "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        "figures": {f"{r['engine']}_N{r['N']}_s": fig(round(r["best_s"], 5), "s") for r in rows},
+        "anchor": {"name": ref["engine"], "N": top, "value": round(ref["best_s"], 5), "unit": "s"},
+        "ratio": round(ref["best_s"] / best["best_s"], 2),
+        "ratio_note": f"reference seconds / fastest engine ({best['engine']}) seconds at N={top}",
         "rows": rows,
     }
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+    write_result(args.json, result)
+    print(f"wrote {args.json}")
+    print(
+        f"rqa-engine-micro: N={top}, {args.n_eps} eps: {best['engine']} {best['best_s']:.3f} s vs "
+        f"{ref['engine']} {ref['best_s']:.3f} s = {result['ratio']:.1f}x ({cpu_name()})"
+    )
     return result
 
 

@@ -40,9 +40,7 @@ Writes ``bench/results/rqa-sweep-cpu.json``; the last line printed is the summar
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import importlib.metadata
-import json
 import math
 import os
 import sys
@@ -57,6 +55,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 RESULT = REPO_ROOT / "bench" / "results" / "rqa-sweep-cpu.json"
 
+from bench.record import provenance, write_result  # noqa: E402
 from gpuflows import gaze, rqa, rqa_engine  # noqa: E402
 from gpuflows.rqa_grid import PRESETS, compute_units, n_computed  # noqa: E402
 
@@ -72,14 +71,6 @@ def version(pkg: str) -> str | None:
         return importlib.metadata.version(pkg)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-def git_commit() -> tuple[str, dict[str, Any]]:
-    from gpuflows.envlock import git_info
-
-    info = git_info(REPO_ROOT)
-    short = (info.commit or "unknown")[:7] + ("-dirty" if info.dirty else "")
-    return short, info.model_dump()
 
 
 def series_of(df, subject: str, name: str) -> np.ndarray:
@@ -428,7 +419,6 @@ def main(argv: list[str] | None = None) -> int:
             figures["full_grid_accrqa_projected_s"] = fig(proj["accrqa_s"], "s")
             figures["full_grid_accrqa_unit_s"] = fig(proj["accrqa_unit_s"], "s")
             figures["full_grid_ratio_accrqa"] = fig(proj["accrqa_s"] / proj["ours_s"], "x")
-    commit, git = git_commit()
     result = {
         "name": "rqa-sweep",
         "device": cpu_name(),
@@ -439,9 +429,7 @@ def main(argv: list[str] | None = None) -> int:
             "numba": numba.__version__,
             "numpy": np.__version__,
         },
-        "git_commit": commit,
-        "git": git,
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **provenance(),
         "settings": {
             "data": f"gpuflows.gaze.generate_dataset({a.subjects_per_group}, {a.n_samples}, seed=0)",
             "subjects": len(subjects),
@@ -487,8 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(a.out, result)
     print(f"wrote {a.out}")
 
     def fmt(t, r):

@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import argparse
 import copy
-import datetime as dt
 import gc
-import json
 import platform
 import sys
 import time
@@ -50,10 +48,10 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.record import provenance, write_result  # noqa: E402
 from gpuflows import move_plan  # noqa: E402
 from gpuflows.devices import choose_device  # noqa: E402
 from gpuflows.edit_bench_synth import SIZES  # noqa: E402
-from gpuflows.envlock import git_info  # noqa: E402
 from gpuflows.model_size import nbytes_of  # noqa: E402
 from gpuflows.residency import MoveRecord, ResidencyManager, gb_per_s  # noqa: E402
 
@@ -410,14 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     tag = "cpu" if not cuda else choice.name.lower().replace("nvidia ", "").split()[0]
     tag += "-realistic" if a.size == "realistic" else ""
     tag += "" if a.preset == "full" else f"-{a.preset}"
-    info = git_info(REPO_ROOT)
     result = {
         "name": "two-stage-moves",
         "device": choice.name,
         "device_string": choice.device,
         "device_kind": choice.kind,
-        "git_commit": (info.commit or "unknown")[:7] + ("-dirty" if info.dirty else ""),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **provenance(),
         "units": UNITS,
         "settings": {
             "size": a.size,
@@ -453,8 +449,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     out = Path(a.out) if a.out else REPO_ROOT / "bench" / "results" / f"two-stage-moves-{tag}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    write_result(out, result)
     print(f"wrote {out}")
     secs = "; ".join(
         f"{v} move s naive {figures[v]['naive']['moved_s']:.3f}, per-category "

@@ -22,7 +22,6 @@ Run: ``python -m bench.vram_fairness`` (writes ``bench/results/vram-fairness-cpu
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import multiprocessing as mp
 import os
@@ -37,6 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bench.record import fig, provenance, write_result  # noqa: E402
 from deployments.local_server import LocalServer, free_port  # noqa: E402
 
 GIB = 1 << 30
@@ -265,17 +265,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     peak = max(r["peak_gib"] for r in runs.values())
 
-    def fig(v, unit):
-        return {"value": v, "unit": unit}
-
     result = {
         "name": "vram-fairness",
         "device": (
             f"cpu only ({os.cpu_count()} cores); no GPU: work simulated under the real "
             "vram_budget on a loopback prefect server (slot wait cap 1 s)"
         ),
-        "git_commit": _git_commit(),
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **provenance(),
         "figures": {
             "large_wait_fair_processes_s": fig(wait_of(ours), "s"),
             "large_wait_fair_threads_s": fig(wait_of(runs["starve_fair_threads"]), "s"),
@@ -303,8 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": runs,
         "bench_wall_s": round(time.monotonic() - t_start, 1),
     }
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_result(a.out, result)
     anchor_txt = (
         f"starved >= {a.cap:.0f} s" if not plain["large_granted"] else f"{wait_of(plain):.1f} s"
     )
@@ -315,15 +310,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{wait_of(runs['starve_fair_threads']):.1f} s; makespan plain "
         f"{runs['batch_plain']['makespan_s']} s / fair {runs['batch_fair']['makespan_s']} s; "
         f"hand-off overhead {overhead:.2f} s; peak {peak} GiB <= {CAPACITY_GIB}; "
-        f"wrote {a.out.relative_to(REPO_ROOT)}"
+        f"wrote {a.out}"
     )
     return 0 if peak <= CAPACITY_GIB else 1
-
-
-def _git_commit() -> str:
-    from bench.lease_recovery import git_commit
-
-    return git_commit()
 
 
 if __name__ == "__main__":
