@@ -185,7 +185,7 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
             name="edit+reward",
             source=f"{models['edit'].source} + {models['reward'].source}",
             synthetic=synthetic_model,
-            digest=fps["edit"][:40],
+            digest=bytes_digest(f"{fps['edit']}+{fps['reward']}".encode()),  # both models
         ),  # fmt: skip
         lock=lock,
         sample_size=summary["overall"]["n_scored"],
@@ -210,7 +210,9 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
                  "move_records": [vars(m) for m in mgr.moves], "failed": failed,
                  "rejected": [vars(r) for r in loaded.rejected], "checkpoint": str(ckpt),
                  "needs": {k: v.model_dump() for k, v in needs.items()}, "capacity_bytes": capacity,
-                 "vram_grant": grant.model_dump(mode="json"), "batching": batching},
+                 "vram_grant": grant.model_dump(mode="json"), "batching": batching,
+                 "models": {k: {"source": m.source, "path": str(m.path), "dtype": m.dtype,
+                                "fingerprint": fps[k]} for k, m in models.items()}},
     )  # fmt: skip
     log.info("two-stage-eval: %s, %d scored, %d failed, %d swap(s)", assessment.tier.value,
              summary["overall"]["n_scored"], len(failed), moved["swaps"])  # fmt: skip

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from gpuflows.faults import InputError
@@ -123,8 +126,12 @@ def test_a_same_shape_fine_tune_is_rescored_and_pickles_load_when_allowed(
     name = next(k for k, v in sd.items() if v.is_floating_point() and v.ndim == 2)
     sd[name] = sd[name] + 0.01  # same names, shapes, dtypes: only the values moved
     torch.save(sd, weights)
-    two_stage_eval(params)
+    again = two_stage_eval(params)
     c2 = counts()
     assert (c2[0] - c1[0], c2[1] - c1[1]) == (0, 10), "a fine-tuned reward model reused old scores"
+    fp = [json.loads(Path(r["report"]["json"]).read_text())["models"] for r in (out, again)]
+    assert fp[0]["edit"]["fingerprint"] == fp[1]["edit"]["fingerprint"]
+    assert fp[0]["reward"]["fingerprint"] != fp[1]["reward"]["fingerprint"]
+    assert fp[1]["reward"]["path"] == str(bins)
     two_stage_eval(params)
     assert counts() == c2
