@@ -85,8 +85,9 @@ class BatchSizer:
         self._before = 0
 
     def run(self, chunk: list, fn: Any) -> list:
-        """``fn(sub_batch) -> list`` over ``chunk`` in sub-batches, halving on OOM; the outputs
-        in order. Measures the first batch when sizing from the budget."""
+        """``fn(sub_batch) -> list`` (one output per item) over ``chunk`` in sub-batches, halving
+        on OOM and going on from the first item not yet done; the outputs in order. Measures the
+        first batch when sizing from the budget."""
         if self._measure:
             import torch
 
@@ -94,8 +95,12 @@ class BatchSizer:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._before = torch.cuda.memory_allocated(self.device)
 
+        done: list = []  # outputs of the sub-batches that finished, kept across OOM retries
+
         def attempt(bs: int, _dev: str) -> list:
-            return [y for sub in _batches(chunk, bs) for y in fn(sub)]
+            while len(done) < len(chunk):
+                done.extend(fn(chunk[len(done) : len(done) + bs]))
+            return done
 
         out, rec = run_with_oom_fallback(
             attempt, batch_size=len(chunk), device=self.device, allow_cpu=False

@@ -65,6 +65,25 @@ def test_sizer_halves_on_oom_keeps_order_and_the_smaller_size():
     assert sizer.run([1, 2], model) == [10, 20] and calls == [2]
 
 
+def test_an_oom_late_in_a_chunk_redoes_only_the_items_not_yet_done():
+    from torch.cuda import OutOfMemoryError
+
+    from tasks.two_stage import BatchSizer
+
+    done = []
+
+    def model(sub):  # item 6 needs more memory: only a batch of <= 2 holding it fits
+        if len(sub) > 2 and 6 in sub:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        done.extend(sub)
+        return [x * 10 for x in sub]
+
+    sizer = BatchSizer(8, "cpu", 10 * GIB)
+    assert sizer.run(list(range(8)), model) == [x * 10 for x in range(8)]
+    assert sorted(done) == list(range(8)), f"finished items were computed again: {done}"
+    assert sizer.size == 2 and sizer.record()["oom_halvings"] == 2
+
+
 def test_sizer_defaults_without_a_gpu_and_never_hides_other_errors():
     from tasks.two_stage import BatchSizer
 
