@@ -56,9 +56,13 @@ def score_key(
                     **settings)  # fmt: skip
 
 
-def _batches(items: list, size: int):
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+def edited_intact(rec: dict) -> bool:
+    """A stage-1 record still stands: a recorded error, or an edited PNG that is on disk with the
+    recorded digest (a deleted or damaged image is edited again, never scored from a bad file)."""
+    if rec.get("edited_digest") is None:
+        return True
+    path = Path(rec["edited"])
+    return path.is_file() and bytes_digest(path.read_bytes()) == rec["edited_digest"]
 
 
 class BatchSizer:
@@ -150,9 +154,14 @@ def edit_stage(
     log = get_run_logger()
     done = ledger.latest()
     keys = {p.pair_id: edit_key(p, model_fp, settings) for p in pairs}
-    todo = [p for p in pairs if keys[p.pair_id] not in done]
+    lost = [p for p in pairs if keys[p.pair_id] in done and not edited_intact(done[keys[p.pair_id]])]  # fmt: skip
+    redo = {p.pair_id for p in lost}
+    todo = [p for p in pairs if keys[p.pair_id] not in done or p.pair_id in redo]
     log.info("stage 1: %d of %d pairs to edit (%d from the checkpoint)", len(todo), len(pairs),
              len(pairs) - len(todo))  # fmt: skip
+    if lost:
+        log.warning("stage 1: %d edited image(s) missing or changed on disk, edited again: %s",
+                    len(lost), ", ".join(p.pair_id for p in lost[:10]))  # fmt: skip
     if progress is not None:
         progress.advance(len(pairs) - len(todo))
     sizer = BatchSizer(batch_size, mgr.device, mgr.capacity_bytes)

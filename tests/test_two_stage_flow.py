@@ -15,6 +15,7 @@ import pytest
 from flows.two_stage_eval import PROGRESS_KEY, REPORT_KEY, TwoStageEvalParams, two_stage_eval
 from gpuflows.budget import GIB
 from gpuflows.faults import InputError
+from gpuflows.ledger import Ledger
 from gpuflows.weight_files import weights_nbytes
 from tasks import two_stage
 from tasks.artifacts import read_artifacts
@@ -46,6 +47,24 @@ def test_smoke_end_to_end_then_rerun_computes_nothing(prefect_harness, results):
     again = two_stage_eval(TwoStageEvalParams(**FAST))
     assert len(two_stage.EXECUTED) == before, "a finished pair was redone"
     assert again["summary"] == out["summary"]
+
+
+def test_a_deleted_or_damaged_edited_image_is_edited_again(prefect_harness, results):
+    """The ledger says 'edited', the file says otherwise: the pair is edited again (and scored
+    from the new file), never scored from a missing or damaged image."""
+    out = two_stage_eval(TwoStageEvalParams(**FAST))
+    edited = sorted((results / "two-stage-eval" / "checkpoint" / "edited").glob("*.png"))
+    edited[0].unlink()
+    edited[1].write_bytes(edited[1].read_bytes()[:100])  # cut short: the digest no longer holds
+    e0, s0 = _count("edit"), _count("score")
+    again = two_stage_eval(TwoStageEvalParams(**FAST))
+    assert _count("edit") - e0 == 2 and _count("score") - s0 <= 2
+    assert again["summary"]["overall"]["n_scored"] == out["summary"]["overall"]["n_scored"]
+    ledger = Ledger(results / "two-stage-eval" / "checkpoint" / "edit.jsonl")
+    assert all(two_stage.edited_intact(r) for r in ledger.latest().values())
+    e1 = _count("edit")
+    two_stage_eval(TwoStageEvalParams(**FAST))
+    assert _count("edit") == e1, "an intact checkpoint was edited again"
 
 
 def test_budget_for_one_model_gives_one_swap(prefect_harness, results):
