@@ -35,7 +35,8 @@ MEMO_MIN_BYTES = 1 << 20
 
 
 def weight_files(path: str | Path) -> list[Path]:
-    """The weight files under ``path``: per folder, its safetensors, else its torch pickles.
+    """The weight files under ``path``: per folder, its safetensors, else its torch pickles;
+    of those, the plain ones where variants (``*.fp16.*``, ``*.non_ema.*``) sit beside them.
 
     Raises:
         FileNotFoundError: there are none (naming the suffixes looked for).
@@ -43,12 +44,15 @@ def weight_files(path: str | Path) -> list[Path]:
     root = Path(path)
     by_dir: dict[Path, list[Path]] = {}
     for f in sorted(root.rglob("*")):
-        if f.is_file() and (f.suffix == ".safetensors" or _is_pickled_weights(f)):
+        if _ignored(f, root) or not f.is_file():
+            continue
+        if f.suffix == ".safetensors" or _is_pickled_weights(f):
             by_dir.setdefault(f.parent, []).append(f)
     out: list[Path] = []
     for files in by_dir.values():
-        st = [f for f in files if f.suffix == ".safetensors"]
-        out += st or files
+        files = [f for f in files if f.suffix == ".safetensors"] or files
+        plain = [f for f in files if not _variant(f)]
+        out += plain or files
     if not out:
         raise FileNotFoundError(
             f"no weights under {root}: looked for *.safetensors and torch pickles "
@@ -56,6 +60,12 @@ def weight_files(path: str | Path) -> list[Path]:
             "that holds them"
         )
     return out
+
+
+def _variant(f: Path) -> bool:
+    """``diffusion_pytorch_model.fp16.safetensors``, ``model.non_ema-00001-of-00002.bin``: a
+    variant that loads only when asked for by name; the plain file beside it is what loads."""
+    return "." in f.stem
 
 
 def _is_pickled_weights(f: Path) -> bool:

@@ -107,3 +107,21 @@ def test_hugging_face_cache_blobs_are_named_by_their_hash(tmp_path, monkeypatch)
     (snap / "model.safetensors").unlink()
     (snap / "model.safetensors").symlink_to(blobs / sha)  # relinked: same identity
     assert model_fingerprint(snap, memo_dir=tmp_path / "memo") == fp
+
+
+def test_variants_beside_the_plain_weights_are_not_counted(tmp_path):
+    """Hub folders ship fp16 / non-EMA variants beside the weights that load: counting them
+    would double the VRAM need and refuse a model that fits."""
+    m = _net()
+    unet = tmp_path / "unet"
+    unet.mkdir()
+    for name in ("diffusion_pytorch_model", "diffusion_pytorch_model.fp16", "diffusion_pytorch_model.non_ema"):  # fmt: skip
+        save_file(_sd(m), unet / f"{name}.safetensors")
+    cache = tmp_path / ".cache" / "huggingface"
+    cache.mkdir(parents=True)
+    save_file(_sd(m), cache / "stale.safetensors")  # a download tool's leftovers
+    assert weight_files(tmp_path) == [unet / "diffusion_pytorch_model.safetensors"]
+    only = tmp_path.parent / "only-variant"
+    only.mkdir()
+    save_file(_sd(m), only / "model.fp16.safetensors")
+    assert weight_files(only) == [only / "model.fp16.safetensors"]
