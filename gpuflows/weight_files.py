@@ -5,8 +5,8 @@ pickles (``*.bin``, ``*.pt``, ``*.pth``, ``*.ckpt``: shapes read through ``torch
 map_location="meta")``, so no weight is read). Trainer leftovers (optimizer, scheduler, RNG
 state, training arguments) are not weights.
 
-A folder's fingerprint covers the *content* of every file: a fine-tuned checkpoint with the same
-shapes is a different model, and cached results keyed by the old one must not be reused. Large
+A folder's fingerprint covers the *content* of the weights that load and of its other files
+(configs, tokenizers, code): a fine-tuned checkpoint with the same shapes is a different model, and cached results keyed by the old one must not be reused. Large
 files are hashed once and memoised by (path, size, mtime, inode); a file in a Hugging Face cache
 snapshot is a link to a blob named by its SHA-256, which is used as is (nothing read).
 No Prefect; torch is imported only for pickled weights.
@@ -29,6 +29,8 @@ _ST_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16":
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 NOT_WEIGHTS = ("optimizer", "scheduler", "rng_state", "training_args", "scaler", "trainer_state")
 log = logging.getLogger("gpuflows.weight_files")
+WEIGHT_SUFFIXES = {".safetensors", *PICKLE_SUFFIXES, ".h5", ".msgpack", ".onnx", ".gguf", ".ot"}
+"""Weights of any format: those that do not load (:func:`weight_files`) are not hashed."""
 MEMO_ENV = "GPUFLOWS_CACHE_DIR"
 MEMO_MIN_BYTES = 1 << 20
 """Files from this size up are memoised; smaller ones are cheaper to hash than to look up."""
@@ -134,8 +136,9 @@ def weights_nbytes(path: str | Path, dtype: str | None = None) -> tuple[int, int
 
 
 def model_fingerprint(path: str | Path, *, memo_dir: str | Path | None = None) -> str:
-    """Digest of a model folder's content: every file's bytes (weights included), by relative path;
-    hidden files, model cards and licences excepted.
+    """Digest of a model folder's content by relative path: the bytes of the weights that load
+    (:func:`weight_files`) and of every other file but weights in other formats or variants
+    (TF, Flax, ONNX, ``.bin`` beside safetensors), hidden files, model cards and licences.
 
     Args:
         path: the model folder.
@@ -143,9 +146,11 @@ def model_fingerprint(path: str | Path, *, memo_dir: str | Path | None = None) -
             ``~/.cache/gpuflows``); a changed size, mtime or inode re-hashes the file.
     """
     root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file() and not _ignored(p, root))
-    if not files:
-        raise FileNotFoundError(f"{root} holds no model files")
+    loads = set(weight_files(root))
+    files = sorted(
+        p for p in root.rglob("*")
+        if p.is_file() and not _ignored(p, root) and (p in loads or p.suffix not in WEIGHT_SUFFIXES)
+    )  # fmt: skip
     memo = _Memo(Path(memo_dir) if memo_dir else _default_memo_dir())
     parts = {str(f.relative_to(root)): memo.digest(f) for f in files}
     memo.save()

@@ -125,3 +125,23 @@ def test_variants_beside_the_plain_weights_are_not_counted(tmp_path):
     only.mkdir()
     save_file(_sd(m), only / "model.fp16.safetensors")
     assert weight_files(only) == [only / "model.fp16.safetensors"]
+
+
+def test_weights_that_do_not_load_are_not_hashed(tmp_path, monkeypatch):
+    """A hub snapshot may hold the same weights as safetensors, .bin, TF and Flax: only what
+    loads is read (a 4x cost otherwise), and changing the others changes nothing."""
+    m = _net()
+    save_file(_sd(m), tmp_path / "model.safetensors")
+    torch.save(m.state_dict(), tmp_path / "pytorch_model.bin")
+    (tmp_path / "tf_model.h5").write_bytes(b"h5")
+    (tmp_path / "tokenizer.json").write_text("{}")
+    read = []
+    real = wf.bytes_digest
+    monkeypatch.setattr(wf, "bytes_digest", lambda b: read.append(len(b)) or real(b))
+    fp = model_fingerprint(tmp_path, memo_dir=tmp_path.parent / "memo")
+    assert len(read) == 2  # model.safetensors and tokenizer.json
+    (tmp_path / "tf_model.h5").write_bytes(b"other")
+    torch.save({"x": torch.zeros(3)}, tmp_path / "pytorch_model.bin")
+    assert model_fingerprint(tmp_path, memo_dir=tmp_path.parent / "memo") == fp
+    (tmp_path / "tokenizer.json").write_text('{"added": 1}')
+    assert model_fingerprint(tmp_path, memo_dir=tmp_path.parent / "memo") != fp
