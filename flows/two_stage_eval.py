@@ -10,6 +10,9 @@ Per pair and stage the result is checkpointed (:mod:`tasks.two_stage`): a killed
 the same parameters redoes nothing finished; a re-edited image is re-scored. Edited images are
 PNG files on disk, recorded with their digest. Bad pairs are rejected before any model loads.
 
+Artifacts: ``two-stage-eval-report`` (tiered), ``two-stage-eval-progress`` (pair-stages done),
+GPU monitor ``two-stage-eval-monitor`` (samples table and ``-summary``; inactive on the CPU).
+
 Models: ``"tiny"`` builds small random-weight models locally through the same diffusers /
 transformers code (synthetic: the result caps at T1); ``"block:<name>"`` loads a ModelSource block;
 anything else is a model folder on this host (safetensors, no remote code).
@@ -50,6 +53,7 @@ from gpuflows.trust import Evidence, ModelRef, assess
 from gpuflows.weight_files import model_fingerprint
 from tasks.hardware import pick_device
 from tasks.model_specs import resolve_model
+from tasks.monitoring import MonitorReport, gpu_monitor
 from tasks.progress import RunProgress
 from tasks.reports import publish_tiered_report, run_dir
 from tasks.two_stage import edit_stage, score_stage
@@ -57,6 +61,7 @@ from tasks.vram import VramGrant, limit_capacity_gib, vram_budget
 
 REPORT_KEY = "two-stage-eval-report"
 PROGRESS_KEY = "two-stage-eval-progress"
+MONITOR_KEY = "two-stage-eval-monitor"
 ACTIVATION_MARGIN = 0.3
 """VRAM need = weights x 1.3: diffusion activations at the benchmark's resolutions (stated)."""
 
@@ -80,6 +85,7 @@ class TwoStageEvalParams(BaseModel):
     image_guidance: float = Field(1.5, ge=0, description="Image guidance scale (InstructPix2Pix).")  # fmt: skip
     max_new_tokens: int = Field(32, ge=1, le=1024, description="Longest reward answer.")
     seed: int = Field(0, ge=0, description="Seed of the data generator, the edits and the lock.")
+    monitor_interval_s: float = Field(1.0, gt=0, description="GPU monitor sampling interval (s).")  # fmt: skip
 
 
 def _capacity(p: TwoStageEvalParams, choice: DeviceChoice, needs: dict[str, VramEstimate]) -> int:
@@ -156,7 +162,11 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     score_settings = {"max_new_tokens": p.max_new_tokens, "constrain_to_score": reward.synthetic,
                       "score_range": (0, 10), "dtype": models["reward"].dtype}  # fmt: skip
     hold = _hold(p, needs, capacity)
-    with vram_budget(hold, device=choice) as grant:
+    with (
+        gpu_monitor(interval_s=p.monitor_interval_s, key=MONITOR_KEY,
+                    title=f"two-stage-eval on {choice.device}") as monitor,
+        vram_budget(hold, device=choice) as grant,
+    ):  # fmt: skip
         edits, edit_batches = edit_stage(pairs, indices, mgr, Ledger(ckpt / "edit.jsonl"),
                                          ckpt / "edited", fps["edit"], edit_settings,
                                          p.batch_size, progress)  # fmt: skip
@@ -202,7 +212,7 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     )
     assessment = assess(evidence)
     body = _report_md(p, loaded, summary, planned, planned_one, moved, needs, capacity, failed, choice.device)  # fmt: skip
-    body += _resources_md(grant, batching)
+    body += _resources_md(grant, batching, monitor.report)
     published = publish_tiered_report(
         key=REPORT_KEY, title="Two-stage edit-and-score evaluation", body_md=body,
         assessment=assessment, lock=lock, out_dir=out,
@@ -211,6 +221,7 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
                  "rejected": [vars(r) for r in loaded.rejected], "checkpoint": str(ckpt),
                  "needs": {k: v.model_dump() for k, v in needs.items()}, "capacity_bytes": capacity,
                  "vram_grant": grant.model_dump(mode="json"), "batching": batching,
+                 "gpu_monitor": _monitor_record(monitor.report),
                  "models": {k: {"source": m.source, "path": str(m.path), "dtype": m.dtype,
                                 "fingerprint": fps[k]} for k, m in models.items()}},
     )  # fmt: skip
@@ -220,14 +231,20 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
             "swaps_planned": planned, "swaps_planned_one_model": planned_one,
             "report": published, "failed": failed,
             "rejected": len(loaded.rejected), "device": choice.device, "batching": batching,
-            "vram_grant": grant.model_dump(mode="json")}  # fmt: skip
+            "vram_grant": grant.model_dump(mode="json"),
+            "gpu_monitor": _monitor_record(monitor.report)}  # fmt: skip
 
 
 def _gib(n: int) -> str:
     return f"{n / GIB:.3f} GiB"
 
 
-def _resources_md(grant: VramGrant, batching: dict) -> str:
+def _monitor_record(report: MonitorReport) -> dict:
+    return {"samples": report.samples, "reason": report.reason, "summary": report.summary,
+            "plot": None if report.png_path is None else str(report.png_path)}  # fmt: skip
+
+
+def _resources_md(grant: VramGrant, batching: dict, monitor: MonitorReport) -> str:
     held = (
         f"held {grant.occupy_gib} GiB of `{grant.limit}` ({grant.capacity_gib} GiB) for "
         f"{grant.held_s:.1f} s after waiting {grant.wait_s:.1f} s"
@@ -237,6 +254,13 @@ def _resources_md(grant: VramGrant, batching: dict) -> str:
     lines = ["", "", f"VRAM budget: {held}.", "", "Batches:"]
     for stage, b in batching.items():
         lines.append(f"- {stage}: {b['size']} per call ({b['basis']}; OOM halvings {b['oom_halvings']})")  # fmt: skip
+    seen = (
+        f"{monitor.samples} samples, peak memory "
+        + ", ".join(f"GPU {r['gpu_index']} {r['memory_max_used_mib']} MiB" for r in monitor.summary)
+        if monitor.samples
+        else f"inactive ({monitor.reason})"
+    )
+    lines += ["", f"GPU monitor: {seen}; artifact `{MONITOR_KEY}-summary`."]
     return "\n".join(lines)
 
 

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from flows.two_stage_eval import PROGRESS_KEY, REPORT_KEY, TwoStageEvalParams, two_stage_eval
+from flows.two_stage_eval import (
+    MONITOR_KEY,
+    PROGRESS_KEY,
+    REPORT_KEY,
+    TwoStageEvalParams,
+    two_stage_eval,
+)
 from gpuflows.budget import GIB
 from gpuflows.faults import InputError
 from gpuflows.ledger import Ledger
@@ -41,6 +47,8 @@ def test_smoke_end_to_end_then_rerun_computes_nothing(prefect_harness, results):
     assert "| per category (seed) | 0 | 9 |" in report  # both fit here; one-model budget: 9
     assert out["batching"]["edit"]["size"] == 4 and "CPU" in out["batching"]["score"]["basis"]
     assert float(read_artifacts(PROGRESS_KEY)[0].data) == pytest.approx(100.0)
+    assert "GPU monitor inactive" in read_artifacts(f"{MONITOR_KEY}-summary")[0].data
+    assert "GPU monitor: inactive (" in report and out["gpu_monitor"]["samples"] == 0
     edited = list((results / "two-stage-eval" / "checkpoint" / "edited").glob("*.png"))
     assert len(edited) == 10
     before = len(two_stage.EXECUTED)
