@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from gpuflows.io import results_root
-from gpuflows.monitor import GpuSampler, plot_samples, samples_table, summarize
+from gpuflows.monitor import GpuSampler
+from gpuflows.monitor_report import plot_samples, samples_table, summarize
 from tasks.artifacts import validate_key
 
 _MAX_ERRORS_SHOWN = 10

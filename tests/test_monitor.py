@@ -11,15 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from gpuflows.monitor import (
-    NO_GPUS,
-    PYNVML_MISSING,
-    GpuSample,
-    GpuSampler,
-    plot_samples,
-    samples_table,
-    summarize,
-)
+from gpuflows.monitor import NO_GPUS, PYNVML_MISSING, GpuSample, GpuSampler
+from gpuflows.monitor_report import plot_samples, samples_table, summarize
 
 MIB = 1024 * 1024
 
