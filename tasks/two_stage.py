@@ -15,7 +15,9 @@ A re-run (or a retry after a crash) skips every recorded key: nothing finished i
 nothing is recorded twice. Models are placed by the residency manager passed in (thread task
 runner: the objects are shared, not serialised). Deterministic failures (an image that does not
 decode, an answer without a score) are recorded as errors for that pair and never become a
-number; OOM and transient faults raise and are retried by Prefect.
+number. An OOM halves the batch (:mod:`gpuflows.batch_sizer`); a pair that runs out of memory
+alone is recorded as that pair's error with ``retry: true`` (the run goes on; a later run tries
+it again). Transient faults raise and are retried by Prefect.
 """
 
 from __future__ import annotations
@@ -28,10 +30,9 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from gpuflows.batching import DEFAULT_CPU_BATCH, batch_from_peak
+from gpuflows.batch_sizer import BatchSizer, ItemOOM
 from gpuflows.digest import bytes_digest, value_digest
 from gpuflows.edit_bench import EditPair, PairError, decode_image, edit_input_digest
-from gpuflows.faults import FallbackRecord, run_with_oom_fallback
 from gpuflows.io import atomic_write_bytes
 from gpuflows.ledger import Ledger, item_key
 from gpuflows.prompts_yaml import PromptSet
@@ -56,6 +57,11 @@ def score_key(
                     **settings)  # fmt: skip
 
 
+def _to_do(done: dict[str, dict], key: str) -> bool:
+    """Not recorded yet, or recorded as an error a later run retries (an out-of-memory item)."""
+    return key not in done or bool(done[key].get("retry"))
+
+
 def edited_intact(rec: dict) -> bool:
     """A stage-1 record still stands: a recorded error, or an edited PNG that is on disk with the
     recorded digest (a deleted or damaged image is edited again, never scored from a bad file)."""
@@ -63,75 +69,6 @@ def edited_intact(rec: dict) -> bool:
         return True
     path = Path(rec["edited"])
     return path.is_file() and bytes_digest(path.read_bytes()) == rec["edited_digest"]
-
-
-class BatchSizer:
-    """Items per model call for one stage: the ``batch_size`` parameter, or sized from the budget.
-
-    ``fixed=None`` (auto): on a GPU the first batch has one item and the allocator's peak during
-    it sizes the rest (:func:`gpuflows.batching.batch_from_peak`); on the CPU, where there is no
-    VRAM budget, :data:`~gpuflows.batching.DEFAULT_CPU_BATCH`. An OOM halves the batch (the
-    failed items are redone at the smaller size, nothing is recorded twice) and the smaller size
-    is kept for the rest of the stage.
-    """
-
-    def __init__(self, fixed: int | None, device: str, capacity_bytes: int) -> None:
-        self.device, self.capacity = device, capacity_bytes
-        cuda = device.startswith("cuda")
-        self._measure = fixed is None and cuda
-        if fixed is not None:
-            self.size, self.basis = fixed, f"batch_size={fixed} (parameter)"
-        elif cuda:
-            self.size, self.basis = 1, "first batch of one item, to measure"
-        else:
-            self.size, self.basis = DEFAULT_CPU_BATCH, f"CPU: no VRAM budget, {DEFAULT_CPU_BATCH}"
-        self.oom_halvings = 0
-        self._before = 0
-
-    def run(self, chunk: list, fn: Any) -> list:
-        """``fn(sub_batch) -> list`` (one output per item) over ``chunk`` in sub-batches, halving
-        on OOM and going on from the first item not yet done; the outputs in order. Measures the
-        first batch when sizing from the budget."""
-        if self._measure:
-            import torch
-
-            torch.cuda.synchronize(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-            self._before = torch.cuda.memory_allocated(self.device)
-
-        done: list = []  # outputs of the sub-batches that finished, kept across OOM retries
-
-        def attempt(bs: int, _dev: str) -> list:
-            while len(done) < len(chunk):
-                done.extend(fn(chunk[len(done) : len(done) + bs]))
-            return done
-
-        out, rec = run_with_oom_fallback(
-            attempt, batch_size=len(chunk), device=self.device, allow_cpu=False
-        )
-        self._adopt(len(chunk), rec)
-        return out
-
-    def _adopt(self, items: int, rec: FallbackRecord) -> None:
-        ok = rec.attempts[-1].batch_size
-        if ok < items:  # an OOM: keep the size that worked
-            self.oom_halvings += len(rec.attempts) - 1
-            self.size, self._measure = ok, False
-            self.basis += f"; OOM at {items} -> {ok}"
-        elif self._measure:
-            import torch
-
-            plan = batch_from_peak(
-                capacity=self.capacity,
-                allocated_before=self._before,
-                peak=torch.cuda.max_memory_allocated(self.device),
-                items=items,
-            )
-            self.size, self.basis, self._measure = plan.size, plan.basis, False
-
-    def record(self) -> dict[str, Any]:
-        """What the report shows: the size used last, why, and OOM halvings."""
-        return {"size": self.size, "basis": self.basis, "oom_halvings": self.oom_halvings}
 
 
 @task(cache_policy=NO_CACHE, task_run_name="edit-stage", **retry_options(retries=2))
@@ -156,7 +93,7 @@ def edit_stage(
     keys = {p.pair_id: edit_key(p, model_fp, settings) for p in pairs}
     lost = [p for p in pairs if keys[p.pair_id] in done and not edited_intact(done[keys[p.pair_id]])]  # fmt: skip
     redo = {p.pair_id for p in lost}
-    todo = [p for p in pairs if keys[p.pair_id] not in done or p.pair_id in redo]
+    todo = [p for p in pairs if _to_do(done, keys[p.pair_id]) or p.pair_id in redo]
     log.info("stage 1: %d of %d pairs to edit (%d from the checkpoint)", len(todo), len(pairs),
              len(pairs) - len(todo))  # fmt: skip
     if lost:
@@ -196,6 +133,13 @@ def edit_stage(
                 edited = sizer.run(ok, run_edit) if ok else []
                 per = (time.perf_counter() - t0) / len(batch)
                 for (p, _), im in zip(ok, edited, strict=True):
+                    if isinstance(im, ItemOOM):
+                        ledger.append({"key": keys[p.pair_id], "pair_id": p.pair_id,
+                                       "category": p.category, "edited": None,
+                                       "edited_digest": None, "retry": True,
+                                       "error": im.message(mgr.capacity_bytes)})  # fmt: skip
+                        EXECUTED.append(("edit", p.pair_id))
+                        continue
                     buf = io.BytesIO()
                     im.save(buf, format="PNG")
                     data = buf.getvalue()
@@ -247,7 +191,7 @@ def score_stage(
         p.pair_id: score_key(edits[p.pair_id]["edited_digest"], p, prompts, model_fp, settings)
         for p in pairs
     }
-    todo = [p for p in pairs if keys[p.pair_id] not in done]
+    todo = [p for p in pairs if _to_do(done, keys[p.pair_id])]
     log.info("stage 2: %d of %d pairs to score (%d from the checkpoint)", len(todo), len(pairs),
              len(pairs) - len(todo))  # fmt: skip
     if progress is not None:
@@ -279,13 +223,17 @@ def score_stage(
                         items.append((p, im.convert("RGB")))
                 answers = sizer.run(items, run_score)
                 for p, ans in zip(batch, answers, strict=True):
-                    try:
-                        score, error = parse_score(ans, lo=lo, hi=hi), None
-                    except ScoreParseError as exc:
-                        score, error = None, str(exc)
+                    retry = isinstance(ans, ItemOOM)
+                    if retry:
+                        ans, score, error = None, None, ans.message(mgr.capacity_bytes)
+                    else:
+                        try:
+                            score, error = parse_score(ans, lo=lo, hi=hi), None
+                        except ScoreParseError as exc:
+                            score, error = None, str(exc)
                     ledger.append({"key": keys[p.pair_id], "pair_id": p.pair_id,
                                    "category": p.category, "answer": ans, "score": score,
-                                   "error": error})  # fmt: skip
+                                   "error": error, "retry": retry})  # fmt: skip
                     EXECUTED.append(("score", p.pair_id))
                 if progress is not None:
                     progress.advance(len(batch))

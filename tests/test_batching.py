@@ -45,7 +45,7 @@ class OutOfMemoryError(RuntimeError):
 
 
 def test_sizer_halves_on_oom_keeps_order_and_the_smaller_size():
-    from tasks.two_stage import BatchSizer
+    from gpuflows.batch_sizer import BatchSizer
 
     calls = []
 
@@ -68,7 +68,7 @@ def test_sizer_halves_on_oom_keeps_order_and_the_smaller_size():
 def test_an_oom_late_in_a_chunk_redoes_only_the_items_not_yet_done():
     from torch.cuda import OutOfMemoryError
 
-    from tasks.two_stage import BatchSizer
+    from gpuflows.batch_sizer import BatchSizer
 
     done = []
 
@@ -85,7 +85,7 @@ def test_an_oom_late_in_a_chunk_redoes_only_the_items_not_yet_done():
 
 
 def test_sizer_defaults_without_a_gpu_and_never_hides_other_errors():
-    from tasks.two_stage import BatchSizer
+    from gpuflows.batch_sizer import BatchSizer
 
     auto = BatchSizer(None, "cpu", GIB)
     assert auto.size == DEFAULT_CPU_BATCH and "CPU" in auto.basis
@@ -97,3 +97,26 @@ def test_sizer_defaults_without_a_gpu_and_never_hides_other_errors():
 
     with pytest.raises(KeyError):
         auto.run([1, 2, 3], broken)
+
+
+def test_an_item_that_runs_out_of_memory_alone_fails_alone():
+    """One item too big even alone: it gets an ItemOOM in its place, the others are computed,
+    and the stage goes back to the size it had before that item (not stuck at one)."""
+    from gpuflows.batch_sizer import BatchSizer, ItemOOM
+
+    calls = []
+
+    def model(sub):
+        calls.append(list(sub))
+        if 5 in sub:
+            raise OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+        return [x * 10 for x in sub]
+
+    sizer = BatchSizer(4, "cpu", 10 * GIB)
+    out = sizer.run(list(range(12)), model)
+    assert [o for o in out if not isinstance(o, ItemOOM)] == [x * 10 for x in range(12) if x != 5]
+    assert isinstance(out[5], ItemOOM) and "20.00 GiB" in out[5].error
+    assert "within the 10.00 GiB budget" in out[5].message(10 * GIB)
+    assert calls == [[0, 1, 2, 3], [4, 5, 6, 7], [4, 5], [4], [5], [6, 7, 8, 9], [10, 11]]
+    rec = sizer.record()
+    assert rec["items_oom"] == 1 and rec["oom_halvings"] == 2 and sizer.size == 4

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from flows.two_stage_eval import (
     MONITOR_KEY,
@@ -73,6 +74,41 @@ def test_a_deleted_or_damaged_edited_image_is_edited_again(prefect_harness, resu
     e1 = _count("edit")
     two_stage_eval(TwoStageEvalParams(**FAST))
     assert _count("edit") == e1, "an intact checkpoint was edited again"
+
+
+def test_a_pair_out_of_memory_alone_fails_alone_and_is_retried_next_run(
+    prefect_harness, results, tmp_path, monkeypatch
+):
+    """A pair too big for the budget even alone (an oversized image, say) must not stop a long
+    run at that pair forever: it is that pair's error (marked to retry), the others finish, and
+    the next run tries only it again."""
+    from gpuflows.digest import bytes_digest
+    from gpuflows.edit_bench_synth import generate_benchmark
+    from gpuflows.edit_models import EditModel
+
+    data = generate_benchmark(tmp_path / "data", "smoke", seed=0)
+    big = json.loads((data / "social.jsonl").read_text().splitlines()[0])
+    inner = EditModel.edit
+
+    big_index = int(bytes_digest(big["pair_id"].encode())[-8:], 16)  # the flow's per-pair seed
+
+    def edit(self, images, prompts, *args, **kwargs):
+        if big_index in kwargs["indices"]:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 40.00 GiB")
+        return inner(self, images, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(EditModel, "edit", edit)
+    params = TwoStageEvalParams(**FAST, data_path=str(data))
+    out = two_stage_eval(params)
+    assert out["summary"]["overall"]["n_scored"] + len(out["failed"]) == 10
+    assert "out of memory on this item alone" in out["failed"][big["pair_id"]]
+    assert out["batching"]["edit"]["items_oom"] == 1
+    monkeypatch.setattr(EditModel, "edit", inner)  # memory to spare now
+    e0, s0 = _count("edit"), _count("score")
+    again = two_stage_eval(params)
+    assert (_count("edit") - e0, _count("score") - s0) == (1, 1)
+    assert two_stage.EXECUTED[-2:] == [("edit", big["pair_id"]), ("score", big["pair_id"])]
+    assert big["pair_id"] not in again["failed"]
 
 
 def test_budget_for_one_model_gives_one_swap(prefect_harness, results):
