@@ -79,7 +79,8 @@ def _as_pickles(src, dst):
 
     shutil.copytree(src, dst)
     for f in list(dst.rglob("*.safetensors")):
-        torch.save(load_file(f), f.with_suffix(".bin").with_stem(f.stem.replace("model", "pytorch_model")))  # fmt: skip
+        # transformers: model.safetensors -> pytorch_model.bin; diffusers: <name>.bin
+        torch.save(load_file(f), f.with_name("pytorch_model.bin" if f.stem == "model" else f"{f.stem}.bin"))  # fmt: skip
         f.unlink()
     return dst
 
