@@ -253,8 +253,8 @@ def _resources_md(grant: VramGrant, batching: dict, monitor: MonitorReport) -> s
     )
     lines = ["", "", f"VRAM budget: {held}.", "", "Batches:"]
     for stage, b in batching.items():
-        lines.append(f"- {stage}: {b['size']} per call ({b['basis']}; OOM halvings {b['oom_halvings']}; "
-                     f"pairs out of memory alone {b['items_oom']}, retried by the next run)")  # fmt: skip
+        alone = f"; {b['items_oom']} pair(s) out of memory alone, retried by the next run" if b["items_oom"] else ""  # fmt: skip
+        lines.append(f"- {stage}: {b['size']} per call ({b['basis']}; OOM halvings {b['oom_halvings']}{alone})")  # fmt: skip
     seen = (
         f"{monitor.samples} samples, peak memory "
         + ", ".join(f"GPU {r['gpu_index']} {r['memory_max_used_mib']} MiB" for r in monitor.summary)

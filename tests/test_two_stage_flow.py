@@ -103,6 +103,8 @@ def test_a_pair_out_of_memory_alone_fails_alone_and_is_retried_next_run(
     assert out["summary"]["overall"]["n_scored"] + len(out["failed"]) == 10
     assert "out of memory on this item alone" in out["failed"][big["pair_id"]]
     assert out["batching"]["edit"]["items_oom"] == 1
+    report = read_artifacts(REPORT_KEY)[0].data
+    assert "1 pair(s) out of memory alone, retried by the next run" in report
     monkeypatch.setattr(EditModel, "edit", inner)  # memory to spare now
     e0, s0 = _count("edit"), _count("score")
     again = two_stage_eval(params)
