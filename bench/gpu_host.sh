@@ -9,6 +9,7 @@
 #           with .whl carried: installs them to /tmp/site, runs `pytest -m gpu` with REQUIRE_GPU=1
 #           (a missing GPU fails), then the GPU benchmarks, and copies logs and bench/results/*.json
 #           to $OUT. The last lines printed are each step's exit code and summary.
+#           PY=<python with everything installed> skips the wheels (a GPU host of your own).
 #
 # Keep the whole run well under the device's per-call limit: each step has its own timeout.
 set -uo pipefail
@@ -56,15 +57,19 @@ step() {  # step NAME SECONDS COMMAND...: run with a timeout, keep its log, reme
 
 run() {
   : "${OUT:?run on the device machine, where \$OUT is set}"
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site .whl/*.whl || { echo "wheel install failed: re-run 'wheels' here"; return 1; }
-  export PYTHONPATH=/tmp/site:$PWD PREFECT_SERVER_ANALYTICS_ENABLED=false
+  if [ -z "${PY:-}" ]; then  # the image's python3 plus the carried wheels
+    PY=python3
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target /tmp/site .whl/*.whl || { echo "wheel install failed: re-run 'wheels' here"; return 1; }
+    export PYTHONPATH=/tmp/site:$PWD
+  fi
+  export PREFECT_SERVER_ANALYTICS_ENABLED=false
   export GPUFLOWS_GIT_COMMIT=${GPUFLOWS_GIT_COMMIT:-unknown}
-  nvidia-smi -L | tee "$OUT/nvidia-smi.txt"
-  python3 -c "import torch, prefect, diffusers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| prefect', prefect.__version__, '| diffusers', diffusers.__version__)"
+  nvidia-smi -L 2>&1 | tee "$OUT/nvidia-smi.txt"
+  $PY -c "import torch, prefect, diffusers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| prefect', prefect.__version__, '| diffusers', diffusers.__version__)"
   SUMMARY=()
-  step gpu-tests 300 env REQUIRE_GPU=1 python3 -m pytest -m gpu -q -p no:cacheprovider
-  step two-stage-moves-realistic 200 python3 bench/two_stage_moves.py --size realistic --preset smoke
+  step gpu-tests 300 env REQUIRE_GPU=1 $PY -m pytest -m gpu -q -p no:cacheprovider
+  step two-stage-moves-realistic 200 $PY bench/two_stage_moves.py --size realistic --preset smoke
   cp bench/results/*.json "$OUT/" 2>/dev/null
   echo "== summary"
   printf '%s\n' "${SUMMARY[@]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +18,7 @@ os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", os.path.join(_TMP, "
 os.environ.setdefault("GPUFLOWS_CACHE_DIR", os.path.join(_TMP, "cache"))
 
 
+@functools.cache
 def _cuda_available() -> bool:
     try:
         import torch
@@ -26,20 +28,26 @@ def _cuda_available() -> bool:
         return False
 
 
+def _gpu_required() -> bool:
+    return os.environ.get("REQUIRE_GPU") == "1"
+
+
 def pytest_collection_modifyitems(config, items):
-    """Skip `gpu` tests without CUDA; with REQUIRE_GPU=1 a missing GPU fails them instead."""
-    if _cuda_available():
-        return
-    if os.environ.get("REQUIRE_GPU") == "1":
-        fail = pytest.mark.xfail(reason="REQUIRE_GPU=1 but no CUDA device", strict=True, run=False)
-        for item in items:
-            if item.get_closest_marker("gpu"):
-                item.add_marker(fail)
+    """Skip `gpu` tests without CUDA, unless REQUIRE_GPU=1 (then they fail: see below)."""
+    if _cuda_available() or _gpu_required():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (run on a GPU host; REQUIRE_GPU=1 to enforce)")
     for item in items:
         if item.get_closest_marker("gpu"):
             item.add_marker(skip)
+
+
+def pytest_runtest_setup(item):
+    """With REQUIRE_GPU=1 a `gpu` test on a host without CUDA is a failure, not a skip or xfail:
+    `make test-gpu` must not pass on a machine whose GPU is missing or unusable."""
+    if item.get_closest_marker("gpu") and _gpu_required() and not _cuda_available():
+        pytest.fail("REQUIRE_GPU=1 but no CUDA device (torch.cuda.is_available() is False)",
+                    pytrace=False)  # fmt: skip
 
 
 @pytest.fixture(scope="session")
