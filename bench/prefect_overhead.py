@@ -56,7 +56,7 @@ import numpy as np  # noqa: E402
 from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import INPUTS, NO_CACHE  # noqa: E402
 
-from bench.record import provenance, write_result  # noqa: E402
+from bench.record import fig, provenance, write_result  # noqa: E402
 from gpuflows.digest import digest_any  # noqa: E402
 from tasks.caching import house_cache_policy  # noqa: E402
 
@@ -218,16 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         f"Prefect hash_objects {hashes['prefect_hash_objects_50mib_ms']:.1f} ms"
     )
 
-    def fig(v: float, unit: str = "ms") -> dict[str, Any]:
-        return {"value": v, "unit": unit}
-
     figures = {}
     for key in labels:
         if key == "array_hit_inputs":
             continue
-        figures[f"{key}_mean_ms"] = fig(st[key]["mean_ms"])
-        figures[f"{key}_p95_ms"] = fig(st[key]["p95_ms"])
-    figures.update({k: fig(v) for k, v in hashes.items()})
+        figures[f"{key}_mean_ms"] = fig(st[key]["mean_ms"], "ms")
+        figures[f"{key}_p95_ms"] = fig(st[key]["p95_ms"], "ms")
+    figures.update({k: fig(v, "ms") for k, v in hashes.items()})
     figures["harness_start_s"] = fig(round(harness_s, 2), "s")
     result = {
         "name": "prefect-overhead",

@@ -213,6 +213,7 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     assessment = assess(evidence)
     body = _report_md(p, loaded, summary, planned, planned_one, moved, needs, capacity, failed, choice.device)  # fmt: skip
     body += _resources_md(grant, batching, monitor.report)
+    watched = _monitor_record(monitor.report)
     published = publish_tiered_report(
         key=REPORT_KEY, title="Two-stage edit-and-score evaluation", body_md=body,
         assessment=assessment, lock=lock, out_dir=out,
@@ -221,7 +222,7 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
                  "rejected": [vars(r) for r in loaded.rejected], "checkpoint": str(ckpt),
                  "needs": {k: v.model_dump() for k, v in needs.items()}, "capacity_bytes": capacity,
                  "vram_grant": grant.model_dump(mode="json"), "batching": batching,
-                 "gpu_monitor": _monitor_record(monitor.report),
+                 "gpu_monitor": watched,
                  "models": {k: {"source": m.source, "path": str(m.path), "dtype": m.dtype,
                                 "fingerprint": fps[k]} for k, m in models.items()}},
     )  # fmt: skip
@@ -232,7 +233,7 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
             "report": published, "failed": failed,
             "rejected": len(loaded.rejected), "device": choice.device, "batching": batching,
             "vram_grant": grant.model_dump(mode="json"),
-            "gpu_monitor": _monitor_record(monitor.report)}  # fmt: skip
+            "gpu_monitor": watched}  # fmt: skip
 
 
 def _gib(n: int) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuflows.budget import GIB, VramEstimate, estimate_model
-from gpuflows.weight_files import weight_files, weights_nbytes
+from gpuflows.weight_files import files_nbytes, weight_files
 
 
 def modules_of(obj: Any) -> list[Any]:
@@ -137,9 +137,10 @@ def need_from_weights(
 ) -> VramEstimate:
     """VRAM need in bytes = weight bytes (:func:`gpuflows.weight_files.weights_nbytes`: safetensors
     headers or meta-loaded torch pickles) x (1 + activation margin)."""
-    n_params, nbytes = weights_nbytes(path, dtype)
+    files = weight_files(path)
+    n_params, nbytes = files_nbytes(files, dtype)
     kinds = sorted({"safetensors headers" if f.suffix == ".safetensors" else "torch pickle shapes"
-                    for f in weight_files(path)})  # fmt: skip
+                    for f in files})  # fmt: skip
     return VramEstimate(
         nbytes=int(nbytes * (1 + activation_margin)),
         basis=f"{name}: {n_params:,} params, {nbytes / GIB:.3f} GiB weights "

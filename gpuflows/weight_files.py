@@ -6,8 +6,8 @@ map_location="meta")``, so no weight is read). Trainer leftovers (optimizer, sch
 state, training arguments) are not weights.
 
 A folder's fingerprint covers the *content* of the weights that load and of its other files
-(configs, tokenizers, code): a fine-tuned checkpoint with the same shapes is a different model, and cached results keyed by the old one must not be reused. Large
-files are hashed once and memoised by (path, size, mtime, inode); a file in a Hugging Face cache
+(configs, tokenizers, code): a fine-tuned checkpoint with the same shapes is a different model,
+and cached results keyed by the old one must not be reused. Large files are hashed once and memoised by (path, size, mtime, inode); a file in a Hugging Face cache
 snapshot is a link to a blob named by its SHA-256, which is used as is (nothing read).
 No Prefect; torch is imported only for pickled weights.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import struct
 import time
@@ -28,12 +29,13 @@ _ST_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16":
              "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 NOT_WEIGHTS = ("optimizer", "scheduler", "rng_state", "training_args", "scaler", "trainer_state")
-log = logging.getLogger("gpuflows.weight_files")
 WEIGHT_SUFFIXES = {".safetensors", *PICKLE_SUFFIXES, ".h5", ".msgpack", ".onnx", ".gguf", ".ot"}
 """Weights of any format: those that do not load (:func:`weight_files`) are not hashed."""
 MEMO_ENV = "GPUFLOWS_CACHE_DIR"
 MEMO_MIN_BYTES = 1 << 20
 """Files from this size up are memoised; smaller ones are cheaper to hash than to look up."""
+
+log = logging.getLogger("gpuflows.weight_files")
 
 
 def weight_files(path: str | Path) -> list[Path]:
@@ -83,7 +85,9 @@ def tensor_specs(f: Path) -> list[tuple[int, str]]:
         with open(f, "rb") as fh:
             (size,) = struct.unpack("<Q", fh.read(8))
             header = json.loads(fh.read(size))
-        return [(_numel(t["shape"]), t["dtype"]) for k, t in header.items() if k != "__metadata__"]
+        return [
+            (math.prod(t["shape"]), t["dtype"]) for k, t in header.items() if k != "__metadata__"
+        ]
     import torch
 
     try:
@@ -110,13 +114,6 @@ def _walk(obj: object) -> list[object]:
     return [obj]
 
 
-def _numel(shape: list[int]) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
 def weights_nbytes(path: str | Path, dtype: str | None = None) -> tuple[int, int]:
     """(parameters, bytes) of the weights under ``path`` (:func:`weight_files`), read from
     safetensors headers or meta-loaded pickles, never from the weights themselves.
@@ -124,8 +121,13 @@ def weights_nbytes(path: str | Path, dtype: str | None = None) -> tuple[int, int
     ``dtype`` (e.g. "float16") prices floating tensors at that dtype (what ``from_pretrained(...,
     dtype=...)`` loads); None keeps the stored dtypes.
     """
+    return files_nbytes(weight_files(path), dtype)
+
+
+def files_nbytes(files: list[Path], dtype: str | None = None) -> tuple[int, int]:
+    """(parameters, bytes) of these weight files; see :func:`weights_nbytes`."""
     n_params = n_bytes = 0
-    for f in weight_files(path):
+    for f in files:
         for numel, st in tensor_specs(f):
             per = _ST_BYTES.get(st, 4)
             if dtype is not None and st.startswith(("F", "BF")):
@@ -220,14 +222,9 @@ def _hf_blob_sha256(f: Path) -> str | None:
         return None
     target = f.resolve()
     name = target.name
-    if target.parent.name == "blobs" and len(name) in (40, 64) and _is_hex(name):
+    if target.parent.name == "blobs" and len(name) in (40, 64) and set(name) <= _HEX:
         return f"hf-blob:{name}"
     return None
 
 
-def _is_hex(s: str) -> bool:
-    try:
-        int(s, 16)
-    except ValueError:
-        return False
-    return True
+_HEX = set("0123456789abcdef")

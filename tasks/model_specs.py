@@ -104,8 +104,9 @@ def resolve_model(spec: str, role: Role, dtype: str) -> ResolvedModel:
     Raises:
         InputError: naming ``<role>_model`` and the fix.
     """
-    resolved = _resolve(spec.strip(), role, dtype, f"{role}_model")
-    _check_weights(resolved, spec.strip(), f"{role}_model")
+    spec, field = spec.strip(), f"{role}_model"
+    resolved = _resolve(spec, role, dtype, field)
+    _check_weights(resolved, spec, field)
     return resolved
 
 
