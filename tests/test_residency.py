@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from bench import two_stage_models as bench_models
 from bench import two_stage_moves as bench
 from gpuflows import move_plan, residency
 from gpuflows.model_size import (
@@ -386,22 +387,24 @@ def test_bench_swap_records_pair_offloads_with_their_load():
 
 
 def test_bench_realistic_shapes_are_the_real_models():
-    models = bench.build_realistic(materialize=False)  # meta device: shapes only
+    models = bench_models.build_realistic(materialize=False)  # meta device: shapes only
     edit, score = models["edit"], models["score"]
     got = {k: sum(p.numel() for p in m.parameters()) for k, m in edit.items()}
     got["score"] = sum(p.numel() for p in score.parameters())
-    assert got == bench.REALISTIC_PARAMS
+    assert got == bench_models.REALISTIC_PARAMS
     assert next(edit.parameters()).dtype == torch.float16
     assert next(score.parameters()).dtype == torch.bfloat16
-    assert nbytes_of(edit) == 2 * sum(bench.REALISTIC_PARAMS[k] for k in edit) + 77 * 8
-    assert nbytes_of(score) < 2 * bench.REALISTIC_PARAMS["score"] + 2**20  # tied lm_head once
+    assert nbytes_of(edit) == 2 * sum(bench_models.REALISTIC_PARAMS[k] for k in edit) + 77 * 8
+    assert (
+        nbytes_of(score) < 2 * bench_models.REALISTIC_PARAMS["score"] + 2**20
+    )  # tied lm_head once
 
 
 def test_bench_materialize_keeps_tied_weights_tied():
     with torch.device("meta"):
         m = torch.nn.Sequential(torch.nn.Embedding(10, 4), torch.nn.Linear(4, 10, bias=False))
     m[1].weight = m[0].weight
-    bench.materialize_random(m, torch.Generator().manual_seed(0))
+    bench_models.materialize_random(m, torch.Generator().manual_seed(0))
     assert m[1].weight is m[0].weight and m[0].weight.device.type == "cpu"
     assert nbytes_of(m) == 10 * 4 * 4 and m[0].weight.std() > 0
 
