@@ -47,7 +47,7 @@ RESULT = REPO_ROOT / "bench" / "results" / "lease-recovery-cpu.json"
 # The holder: takes HOLD_GIB through the real vram_budget, writes its grant, sleeps until killed.
 _HOLDER = """
 import os, sys, time
-from gpuflows.budget import VramEstimate
+from gpuflows.core.memory.budget import VramEstimate
 from tasks.vram import vram_budget
 sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
 from lease_recovery import fake_gpu
@@ -63,7 +63,7 @@ with vram_budget(est, device=fake_gpu(idx), timeout_s=120) as grant:
 
 def fake_gpu(index: int):
     """An 80 GiB CUDA choice for budget logic only (no CUDA call is made)."""
-    from gpuflows.devices import DeviceChoice
+    from gpuflows.core.hardware.devices import DeviceChoice
 
     return DeviceChoice(
         device=f"cuda:{index}",
@@ -100,7 +100,7 @@ def active_slots(url: str, name: str) -> int | None:
 
 def try_budget(url: str, gpu: int, gib: int, timeout_s: float) -> tuple[bool, float]:
     """(granted, seconds) for one ``vram_budget`` request of ``gib`` with a short timeout."""
-    from gpuflows.budget import VramEstimate
+    from gpuflows.core.memory.budget import VramEstimate
     from tasks.vram import vram_budget
 
     t0 = time.monotonic()

@@ -57,7 +57,7 @@ from prefect import flow, task  # noqa: E402
 from prefect.cache_policies import INPUTS, NO_CACHE  # noqa: E402
 
 from bench.record import fig, provenance, write_result  # noqa: E402
-from gpuflows.digest import digest_any  # noqa: E402
+from gpuflows.core.evidence.digest import digest_any  # noqa: E402
 from tasks.caching import house_cache_policy  # noqa: E402
 
 ARRAY_BYTES = 50 * 2**20
@@ -152,7 +152,7 @@ def hashing_ms(repeats: int = 5) -> dict[str, float]:
     """The key computation alone on the 50 MiB array: our digest vs Prefect's ``hash_objects``."""
     from prefect.utilities.hashing import hash_objects
 
-    from gpuflows.digest import digest_any
+    from gpuflows.core.evidence.digest import digest_any
 
     arr = np.random.default_rng(1).standard_normal(ARRAY_BYTES // 8)
     ours = timed_calls(lambda: digest_any(arr), repeats, 1)
@@ -176,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
-    from gpuflows.devices import cpu_name
+    from gpuflows.core.hardware.devices import cpu_name
 
     t_start = time.perf_counter()
     hashes = hashing_ms()

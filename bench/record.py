@@ -23,7 +23,7 @@ RESULTS = REPO_ROOT / "bench" / "results"
 def provenance() -> dict[str, Any]:
     """``git_commit`` (short, ``-dirty`` if uncommitted changes), ``git`` (full details) and
     ``date`` (UTC, ISO 8601 to the second)."""
-    from gpuflows.envlock import git_info
+    from gpuflows.core.evidence.envlock import git_info
 
     info = git_info(REPO_ROOT)
     return {

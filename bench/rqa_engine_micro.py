@@ -1,9 +1,9 @@
 """Micro-benchmark: one (series, m, tau) with E eps values, sweep engine vs reference per eps.
 
-For each N (embedded vectors) and each CPU backend of :func:`gpuflows.rqa_engine.sweep_histograms`
+For each N (embedded vectors) and each CPU backend of :func:`gpuflows.pipelines.rqa_sweep.engine.sweep_histograms`
 it times the whole sweep (all eps at once) and reports R entries decided per second
 (``N^2 * E / time``, the unit AccRQA's per-configuration timings imply). The reference
-``gpuflows.rqa.rqa_metrics`` is called once per eps; above ``--reference-max-n`` it is timed on
+``gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics`` is called once per eps; above ``--reference-max-n`` it is timed on
 one eps and projected x E (it recomputes everything per eps, so that is its real cost).
 
 Writes ``bench/results/rqa-engine-micro-cpu.json`` (``--json`` elsewhere); the anchor is the
@@ -29,8 +29,9 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bench.record import RESULTS, fig, provenance, write_result  # noqa: E402
-from gpuflows import rqa, rqa_engine  # noqa: E402
-from gpuflows.devices import cpu_name  # noqa: E402
+from gpuflows.core.hardware.devices import cpu_name
+from gpuflows.pipelines.rqa_sweep import engine as rqa_engine
+from gpuflows.pipelines.rqa_sweep import rqa
 
 
 def _best_s(fn, repeats: int) -> tuple[float, list[float]]:

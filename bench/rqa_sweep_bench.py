@@ -1,11 +1,11 @@
 """RQA parameter sweep: our sweep engine vs pyunicorn and AccRQA on the same data and grid (CPU).
 
-In one process, on the synthetic gaze data (``gpuflows.gaze.generate_dataset``, 2 subjects per
+In one process, on the synthetic gaze data (``gpuflows.pipelines.rqa_sweep.gaze.generate_dataset``, 2 subjects per
 group = 6 subjects, 1,000 samples, series x, all z-scored once outside the timings and passed with
 normalisation off), every engine does the same work: for every (subject, m, tau, eps, l_min) of
 the grid m 1..4 x tau 1..2 x the full preset's 17 eps x its 10 l_min (2..11) (v_min = 2,
 euclidean, Theiler 1), the measures RR, DET, L_mean, L_max, ENT, LAM, TT, V_max. The eps and
-l_min axes are the full sweep's own (``gpuflows.rqa_grid.PRESETS["full"]``); m, tau and n are
+l_min axes are the full sweep's own (``gpuflows.pipelines.rqa_sweep.grid.PRESETS["full"]``); m, tau and n are
 cut so that pyunicorn finishes in about a minute.
 
 * **pyunicorn 1.0.0** (the exactness anchor): ``RecurrencePlot`` built per combination, as a
@@ -17,11 +17,11 @@ cut so that pyunicorn finishes in about a minute.
   identity inside DET), so only the time of the same work is compared, not values. Its Python
   API takes 1-D series only (a joint x/y series is refused). Skipped, saying why, if not
   installed or failing.
-* **ours**: what the flow's task does: ``gpuflows.rqa_engine.sweep_histograms`` (numba
+* **ours**: what the flow's task does: ``gpuflows.pipelines.rqa_sweep.engine.sweep_histograms`` (numba
   backend) once per (subject, m, tau) for all eps (m = 1 once for every tau: its distances do not
   depend on tau), then ``SweepHistograms.table`` for every (l_min, eps). JIT compilation is done
   before the timings. On two combinations the histograms are checked integer-identical to the
-  reference ``gpuflows.rqa.rqa_metrics``.
+  reference ``gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics``.
 
 Projection to the full grid (m 1..12 x tau 1..5 x 17 eps x l_min 2..11 = 10,200 combinations)
 on the seed-scale workload (60 subjects x 5,000 samples x series x, y, xy): ours from one
@@ -56,8 +56,9 @@ if str(REPO_ROOT) not in sys.path:
 RESULT = REPO_ROOT / "bench" / "results" / "rqa-sweep-cpu.json"
 
 from bench.record import provenance, write_result  # noqa: E402
-from gpuflows import gaze, rqa, rqa_engine  # noqa: E402
-from gpuflows.rqa_grid import PRESETS, compute_units, n_computed  # noqa: E402
+from gpuflows.pipelines.rqa_sweep import engine as rqa_engine  # noqa: E402
+from gpuflows.pipelines.rqa_sweep import gaze, rqa  # noqa: E402
+from gpuflows.pipelines.rqa_sweep.grid import PRESETS, compute_units, n_computed  # noqa: E402
 
 FULL = PRESETS["full"]
 FULL_M, FULL_TAU, FULL_EPS, FULL_LMIN = FULL["m"], FULL["tau"], np.array(FULL["eps"]), FULL["l_min"]
@@ -196,7 +197,7 @@ def explain_mismatch(z: np.ndarray, m: int, tau: int, eps: float) -> dict:
 
 
 def check_reference(z: np.ndarray, combos, eps) -> list[dict]:
-    """Ours vs gpuflows.rqa.rqa_metrics: integer histograms identical, measures equal."""
+    """Ours vs gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics: integer histograms identical, measures equal."""
     rows = []
     for m, tau, e_idx, lm in combos:
         h = rqa_engine.sweep_histograms(z, m, tau, eps, normalize=False, backend="numba")
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numba
 
-    from gpuflows.devices import cpu_name
+    from gpuflows.core.hardware.devices import cpu_name
 
     t_start = time.perf_counter()
     ms, taus, lmins = a.m, a.tau, a.l_min
@@ -278,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     z0 = data[(subjects[0], a.series[0])]
     ref_rows = check_reference(z0, [(ms[-1], taus[-1], len(eps) // 2, lmins[0]), (1, 1, 0, 3)], eps)
     ref_ok = all(r["histograms_identical"] and r["measures_identical"] for r in ref_rows)
-    print(f"ours == gpuflows.rqa.rqa_metrics (integer histograms, measures): {ref_ok} {ref_rows}")
+    print(f"ours == gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics (integer histograms, measures): {ref_ok} {ref_rows}")
 
     # pyunicorn on a stated subset, scaled linearly
     pyu_version = version("pyunicorn")
@@ -431,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         **provenance(),
         "settings": {
-            "data": f"gpuflows.gaze.generate_dataset({a.subjects_per_group}, {a.n_samples}, seed=0)",
+            "data": f"gpuflows.pipelines.rqa_sweep.gaze.generate_dataset({a.subjects_per_group}, {a.n_samples}, seed=0)",
             "subjects": len(subjects),
             "series": a.series,
             "m": ms,

@@ -130,8 +130,8 @@ def tiny_factory(edit_dir: Path, reward_dir: Path) -> Callable[[], dict[str, Any
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
-    from gpuflows.edit_models import load_edit_model
-    from gpuflows.reward_models import load_reward_model
+    from gpuflows.models.diffusers_edit import load_edit_model
+    from gpuflows.models.vlm_reward import load_reward_model
 
     diffusers_logging.disable_progress_bar()  # one load per run: keep the output to the figures
     transformers_logging.disable_progress_bar()

@@ -1,8 +1,8 @@
 """Model moves of two-stage-eval: naive (per pair) vs per-category (the seed) vs ours, one run.
 
-On the same benchmark sizes and the same two models, a :class:`gpuflows.residency.ResidencyManager`
+On the same benchmark sizes and the same two models, a :class:`gpuflows.core.memory.residency.ResidencyManager`
 with a budget that holds one model but not both is driven through each schedule's sequence of
-model uses (:func:`gpuflows.move_plan.simulate`); every move is the real ``.to(device)`` of the
+model uses (:func:`gpuflows.pipelines.two_stage_eval.move_plan.simulate`); every move is the real ``.to(device)`` of the
 models, timed (CUDA synchronised). Every run (schedule x variant) starts from fresh, equal model
 objects, so no run reads host memory pinned by another.
 
@@ -12,7 +12,7 @@ back into those buffers) and "pageable" (plain host memory); GB/s of loads, offl
 each. Without a GPU the device is the host: one "same-device" run, moves are bookkeeping (counts
 exact, seconds ~0), and the pinned variant is skipped with its reason written down.
 
-Sizes: ``tiny`` (default): the tiny synthetic models of :mod:`gpuflows.tiny_models` (or
+Sizes: ``tiny`` (default): the tiny synthetic models of :mod:`gpuflows.models.tiny` (or
 ``--edit-model`` / ``--reward-model`` folders), loaded afresh for every run. ``realistic``: random
 weights in the shapes of InstructPix2Pix (SD 1.5 UNet with 8 input channels, VAE, CLIP ViT-L/14
 text encoder; float16, ~2.13 GB) and Qwen2-VL-2B-Instruct (bfloat16, ~4.42 GB), built from configs
@@ -21,7 +21,7 @@ moves ~3.5 TB per variant (540 swaps of ~6.5 GB): minutes per variant even pinne
 smoke`` (10 pairs, 20 naive swaps) fits a short device check.
 
 Transfers are the schedule's own (the initial load, then an offload and a load per swap), equal to
-:func:`gpuflows.move_plan.transfers`: the models are dropped at the end, not evicted. Figures carry
+:func:`gpuflows.pipelines.two_stage_eval.move_plan.transfers`: the models are dropped at the end, not evicted. Figures carry
 their unit in the key (``_bytes``, ``_s``, ``_gbps`` = GB/s with GB = 1e9 bytes; the JSON's
 "units" says so); the anchor is the seed's per-category order, ratio = anchor / ours.
 
@@ -54,11 +54,11 @@ from bench.two_stage_models import (  # noqa: E402
     copy_factory,
     tiny_factory,
 )
-from gpuflows import move_plan  # noqa: E402
-from gpuflows.devices import choose_device  # noqa: E402
-from gpuflows.edit_bench_synth import SIZES  # noqa: E402
-from gpuflows.model_size import nbytes_of  # noqa: E402
-from gpuflows.residency import MoveRecord, ResidencyManager, gb_per_s  # noqa: E402
+from gpuflows.core.hardware.devices import choose_device  # noqa: E402
+from gpuflows.core.memory.model_size import nbytes_of  # noqa: E402
+from gpuflows.core.memory.residency import MoveRecord, ResidencyManager, gb_per_s  # noqa: E402
+from gpuflows.pipelines.two_stage_eval import move_plan  # noqa: E402
+from gpuflows.pipelines.two_stage_eval.synth import SIZES  # noqa: E402
 
 ANCHOR = "per_category"
 #: variant name -> ResidencyManager(pin_host=...)
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     choice = choose_device(a.device)
     cuda = choice.kind == "cuda"
     if a.size == "tiny":
-        from gpuflows.tiny_models import (
+        from gpuflows.models.tiny import (
             build_tiny_edit_pipeline,
             build_tiny_reward_model,
             default_model_dir,

@@ -50,7 +50,7 @@ _FORK = mp.get_context("fork")  # children inherit the imported modules: no 3 s 
 
 def _budget(gib: int, fair: bool, timeout_s: float | None):
     from bench.lease_recovery import fake_gpu
-    from gpuflows.budget import VramEstimate
+    from gpuflows.core.memory.budget import VramEstimate
     from tasks.vram import vram_budget
 
     return vram_budget(

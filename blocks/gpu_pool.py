@@ -2,7 +2,7 @@
 
 Each GPU becomes one Prefect global concurrency limit whose slots are GiB of VRAM (``vram-gpu0``
 with 79 slots on an 80 GiB card with a 1 GiB reserve). The arithmetic and its checks live in
-:mod:`gpuflows.pool_plan` and :mod:`gpuflows.budget`; this block only stores the settings.
+:mod:`gpuflows.core.hardware.pool_plan` and :mod:`gpuflows.core.memory.budget`; this block only stores the settings.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ import re
 from prefect.blocks.core import Block
 from pydantic import Field, field_validator, model_validator
 
-from gpuflows.budget import limit_name
-from gpuflows.devices import Discovery
-from gpuflows.pool_plan import check_gpu_indices, check_vram_overrides, plan_pool_limits
+from gpuflows.core.hardware.devices import Discovery
+from gpuflows.core.hardware.pool_plan import (
+    check_gpu_indices,
+    check_vram_overrides,
+    plan_pool_limits,
+)
+from gpuflows.core.memory.budget import limit_name
 
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -31,7 +35,7 @@ class GpuPool(Block):
         Create this host's VRAM limits from a stored pool:
         ```python
         from blocks import GpuPool
-        from gpuflows.devices import discover
+        from gpuflows.core.hardware.devices import discover
 
         gpu_pool = GpuPool.load("BLOCK_NAME")
         limits = gpu_pool.plan_limits(discover())  # {"vram-gpu0": 79, ...}

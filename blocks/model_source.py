@@ -18,8 +18,8 @@ from typing import Any, Literal
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr, field_validator, model_validator
 
-from gpuflows.pool_plan import parse_memory_size
-from gpuflows.trust import ModelRef
+from gpuflows.core.evidence.trust import ModelRef
+from gpuflows.core.hardware.pool_plan import parse_memory_size
 
 Kind = Literal["local_path", "hf_id", "pypi_package", "random_init"]
 
@@ -301,7 +301,7 @@ class ModelSource(Block):
         return kwargs
 
     def to_ref(self) -> ModelRef:
-        """Identity of the model for a result's evidence (:class:`gpuflows.trust.ModelRef`)."""
+        """Identity of the model for a result's evidence (:class:`gpuflows.core.evidence.trust.ModelRef`)."""
         if self.kind == "local_path":
             source = self.path_or_id
         elif self.kind == "hf_id":

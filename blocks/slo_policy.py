@@ -1,6 +1,6 @@
 """SLO policy block: the service-level objectives a measured baseline is checked against.
 
-The fields are copied from the core model :class:`gpuflows.slo.SloPolicy` (annotations, defaults,
+The fields are copied from the core model :class:`gpuflows.core.slo.measure.SloPolicy` (annotations, defaults,
 constraints and descriptions), so the block and the checks cannot drift apart and every bound is
 validated once, by the core definition. A bound left empty (None) is not checked.
 """
@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import model_validator
 
 from blocks._mirror import mirrored_fields_base, to_core
-from gpuflows.slo import SloPolicy
+from gpuflows.core.slo.measure import SloPolicy
 
 _SloPolicyFields: Any = mirrored_fields_base(SloPolicy, "_SloPolicyFields", __name__)
 
@@ -46,5 +46,5 @@ class SloPolicyBlock(_SloPolicyFields):
         return self
 
     def to_policy(self) -> SloPolicy:
-        """The core :class:`~gpuflows.slo.SloPolicy` with this block's values."""
+        """The core :class:`~gpuflows.core.slo.measure.SloPolicy` with this block's values."""
         return to_core(self, SloPolicy)

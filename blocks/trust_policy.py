@@ -1,6 +1,6 @@
 """Trust policy block: the bar a result must clear for each Trust Tier, editable in the UI.
 
-The fields are copied from the core model :class:`gpuflows.trust.TrustPolicy` (annotations,
+The fields are copied from the core model :class:`gpuflows.core.evidence.trust.TrustPolicy` (annotations,
 defaults, constraints and descriptions), so the block and the rules cannot drift apart and every
 constraint (``min_reviewers >= 2``, ...) is checked once, by the core definition.
 """
@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import model_validator
 
 from blocks._mirror import mirrored_fields_base, to_core
-from gpuflows.trust import TrustPolicy
+from gpuflows.core.evidence.trust import TrustPolicy
 
 _TrustPolicyFields: Any = mirrored_fields_base(TrustPolicy, "_TrustPolicyFields", __name__)
 
@@ -46,5 +46,5 @@ class TrustPolicyBlock(_TrustPolicyFields):
         return self
 
     def to_policy(self) -> TrustPolicy:
-        """The core :class:`~gpuflows.trust.TrustPolicy` with this block's values."""
+        """The core :class:`~gpuflows.core.evidence.trust.TrustPolicy` with this block's values."""
         return to_core(self, TrustPolicy)

@@ -49,9 +49,9 @@ from deployments.pool_hosts import (
     sync_pool_limit,
     unregister_host,
 )
-from gpuflows.budget import BudgetError
-from gpuflows.devices import Discovery, parse_visible_devices
-from gpuflows.pool_plan import gpu_id
+from gpuflows.core.hardware.devices import Discovery, parse_visible_devices
+from gpuflows.core.hardware.pool_plan import gpu_id
+from gpuflows.core.memory.budget import BudgetError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_POOL = "gpu-pool"
@@ -112,7 +112,7 @@ def plan_workers(
     and sees only its GPU (``CUDA_VISIBLE_DEVICES=<nvml index>``); the CPU worker sees none.
 
     Args:
-        discovery: what :func:`gpuflows.devices.discover` found.
+        discovery: what :func:`gpuflows.core.hardware.devices.discover` found.
         pool: work pool the workers poll.
         host: host name in the worker names (default: this host's short name).
         gpu_indices: only these GPUs (a ``GpuPool`` block's ``gpu_indices``); None for all.
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None, *, discovery: Discovery | None = None) -
     ap.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     a = ap.parse_args(argv)
 
-    from gpuflows.devices import discover
+    from gpuflows.core.hardware.devices import discover
 
     disc = discovery if discovery is not None else discover()
     gpus = ", ".join(f"{gpu_id(g)}:{g.name}" for g in disc.gpus) or f"none ({disc.reason})"

@@ -19,9 +19,15 @@ from typing import Any
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from gpuflows.history import RunHistory, RunRecord
-from gpuflows.slo import SloMeasurement, SloPolicy, latency_stats
-from gpuflows.trust import Evidence, Tier, TrustPolicy, assess, reproduce_within_tolerance
+from gpuflows.core.evidence.history import RunHistory, RunRecord
+from gpuflows.core.evidence.trust import (
+    Evidence,
+    Tier,
+    TrustPolicy,
+    assess,
+    reproduce_within_tolerance,
+)
+from gpuflows.core.slo.measure import SloMeasurement, SloPolicy, latency_stats
 from tasks.hardware import (
     check_core_measured,
     check_plausible,

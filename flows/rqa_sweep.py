@@ -1,9 +1,9 @@
 """``rqa-sweep``: RQA over a grid of (m, tau, eps, l_min), group statistics, a tiered summary.
 
 Seed 001's five steps per combination, sweep-aware: the distances of one (subject, series, m,
-tau) are computed once for every eps (:func:`gpuflows.rqa_engine.sweep_histograms`) and every
+tau) are computed once for every eps (:func:`gpuflows.pipelines.rqa_sweep.engine.sweep_histograms`) and every
 l_min and v_min is read from the line histograms. Definitions (embedding, strict ``dist < eps``,
-Theiler window, DET/L/ENT/LAM/TT, NaN for 0/0) are those of :mod:`gpuflows.rqa`.
+Theiler window, DET/L/ENT/LAM/TT, NaN for 0/0) are those of :mod:`gpuflows.pipelines.rqa_sweep.rqa`.
 
 1. RQA: one cached task per (m, tau) over all subjects and series (``tasks.rqa.rqa_mt``;
    granularity from the measured task overhead, see that module). A killed run resumes: finished
@@ -19,7 +19,7 @@ Theiler window, DET/L/ENT/LAM/TT, NaN for 0/0) are those of :mod:`gpuflows.rqa`.
    ``RR_joint_minus_marginal`` = RR(xy) - (RR(x) + RR(y)) / 2 (needs xy too): how much the joint
    2-D embedding adds beyond the two marginal series.
 4. Statistics (``stats.parquet``): per combination x measure, Kruskal-Wallis H, p and
-   epsilon^2; pairwise Mann-Whitney U with Cliff's delta (:mod:`gpuflows.rqa_stats`);
+   epsilon^2; pairwise Mann-Whitney U with Cliff's delta (:mod:`gpuflows.pipelines.rqa_sweep.stats`);
    Benjamini-Hochberg q over the whole sweep, per test. Measures that do not depend on l_min
    (RR, L_max, DIV, LAM, TT, V_max) are tested once, at the smallest l_min, so identical tests
    do not inflate the FDR family.
@@ -48,19 +48,19 @@ from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gpuflows import gaze
-from gpuflows.checks import CheckResult
-from gpuflows.devices import DeviceChoice
-from gpuflows.digest import file_digest
-from gpuflows.envlock import build_lock
-from gpuflows.faults import InputError
-from gpuflows.gaze_schema import dataset_ref, load_gaze, validate_gaze
-from gpuflows.io import atomic_write_parquet
-from gpuflows.rqa_engine import MAX_EPS
-from gpuflows.rqa_grid import PRESETS, compute_units, relabel_tau
-from gpuflows.rqa_plots import plot_sweep
-from gpuflows.rqa_tables import derive_features, sweep_statistics
-from gpuflows.trust import Evidence, assess
+from gpuflows.core.evidence.checks import CheckResult
+from gpuflows.core.evidence.digest import file_digest
+from gpuflows.core.evidence.envlock import build_lock
+from gpuflows.core.evidence.trust import Evidence, assess
+from gpuflows.core.faults import InputError
+from gpuflows.core.hardware.devices import DeviceChoice
+from gpuflows.core.store.io import atomic_write_parquet
+from gpuflows.pipelines.rqa_sweep import gaze
+from gpuflows.pipelines.rqa_sweep.engine import MAX_EPS
+from gpuflows.pipelines.rqa_sweep.grid import PRESETS, compute_units, relabel_tau
+from gpuflows.pipelines.rqa_sweep.plots import plot_sweep
+from gpuflows.pipelines.rqa_sweep.schema import dataset_ref, load_gaze, validate_gaze
+from gpuflows.pipelines.rqa_sweep.tables import derive_features, sweep_statistics
 from tasks.hardware import pick_device
 from tasks.monitoring import gpu_monitor
 from tasks.progress import RunProgress
@@ -76,7 +76,7 @@ DEFAULT_MAX_COMBINATIONS = 10_200
 TOP_N = 3
 
 GAZE_SIZE = {"smoke": "smoke", "seed-test": "seed", "full": "seed"}
-"""Size of the embedded synthetic dataset per preset (``gpuflows.gaze.PRESETS``)."""
+"""Size of the embedded synthetic dataset per preset (``gpuflows.pipelines.rqa_sweep.gaze.PRESETS``)."""
 
 PosInt = Annotated[int, Field(ge=1)]
 PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -88,7 +88,7 @@ class RqaSweepParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data_path: str | None = Field(
-        None, description="Gaze file (Parquet or CSV, gpuflows.gaze_schema); empty: synthetic."
+        None, description="Gaze file (Parquet or CSV, gpuflows.pipelines.rqa_sweep.schema); empty: synthetic."
     )
     preset: Literal["smoke", "seed-test", "full"] = Field(
         "smoke", description="Grid (and synthetic data size) unless overridden below."
@@ -176,7 +176,7 @@ def _load(p: RqaSweepParams) -> tuple[pd.DataFrame, Any, bool]:
         gaze.DATASET_NAME,
         gaze.DATASET_VERSION,
         True,
-        f"gpuflows.gaze preset {GAZE_SIZE[p.preset]!r}, seed {p.seed}",
+        f"gpuflows.pipelines.rqa_sweep.gaze preset {GAZE_SIZE[p.preset]!r}, seed {p.seed}",
     )
     return frame, ref, True
 
@@ -337,7 +337,7 @@ def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # n
     evidence = Evidence(
         synthetic_data=synthetic,
         data_note=(
-            "synthetic gaze from gpuflows.gaze (model parameters invented)"
+            "synthetic gaze from gpuflows.pipelines.rqa_sweep.gaze (model parameters invented)"
             if synthetic
             else f"gaze file {p.data_path}"
         ),
@@ -358,7 +358,7 @@ def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # n
     body = _summary_md(p, stats, top, n_subjects, device_used, backend, plots)
     if synthetic:
         body = (
-            "Data: **synthetic** gaze (`gpuflows.gaze`, invented group parameters): a test of "
+            "Data: **synthetic** gaze (`gpuflows.pipelines.rqa_sweep.gaze`, invented group parameters): a test of "
             "the pipeline, not of the disease.\n\n" + body
         )
     flips = [r["flipped_pairs"] for r in computed.values() if r["flipped_pairs"] is not None]

@@ -3,8 +3,8 @@
 Seed 004. The edit model and the reward model may not fit one GPU together, so the flow runs all
 of stage 1 (every category), then swaps once, then all of stage 2: one swap, or none when the
 budget holds both (the seed: 540 moves per pair, 9 per category). A residency manager
-(:mod:`gpuflows.residency`) places the models within the budget and times every move; the report
-states the swaps of the naive, per-category and our order (:mod:`gpuflows.move_plan`).
+(:mod:`gpuflows.core.memory.residency`) places the models within the budget and times every move; the report
+states the swaps of the naive, per-category and our order (:mod:`gpuflows.pipelines.two_stage_eval.move_plan`).
 
 Per pair and stage the result is checkpointed (:mod:`tasks.two_stage`): a killed run re-run with
 the same parameters redoes nothing finished; a re-edited image is re-scored. Edited images are
@@ -32,25 +32,25 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field
 
-from gpuflows import move_plan
-from gpuflows.budget import GIB, VramEstimate
-from gpuflows.checks import CheckResult
-from gpuflows.devices import DeviceChoice
-from gpuflows.digest import bytes_digest
-from gpuflows.edit_bench import canonical_category, load_benchmark
-from gpuflows.edit_bench_synth import generate_benchmark, is_synthetic
-from gpuflows.edit_models import load_edit_model
-from gpuflows.envlock import DatasetRef, build_lock
-from gpuflows.faults import InputError
-from gpuflows.io import results_root
-from gpuflows.ledger import Ledger
-from gpuflows.model_size import need_from_weights
-from gpuflows.prompts_yaml import load_prompts
-from gpuflows.residency import ResidencyError, ResidencyManager
-from gpuflows.reward_models import load_reward_model
-from gpuflows.score_stats import render_markdown, summarize
-from gpuflows.trust import Evidence, ModelRef, assess
-from gpuflows.weight_files import model_fingerprint
+from gpuflows.core.evidence.checks import CheckResult
+from gpuflows.core.evidence.digest import bytes_digest
+from gpuflows.core.evidence.envlock import DatasetRef, build_lock
+from gpuflows.core.evidence.trust import Evidence, ModelRef, assess
+from gpuflows.core.faults import InputError
+from gpuflows.core.hardware.devices import DeviceChoice
+from gpuflows.core.memory.budget import GIB, VramEstimate
+from gpuflows.core.memory.model_size import need_from_weights
+from gpuflows.core.memory.residency import ResidencyError, ResidencyManager
+from gpuflows.core.memory.weight_files import model_fingerprint
+from gpuflows.core.store.io import results_root
+from gpuflows.core.store.ledger import Ledger
+from gpuflows.models.diffusers_edit import load_edit_model
+from gpuflows.models.vlm_reward import load_reward_model
+from gpuflows.pipelines.two_stage_eval import move_plan
+from gpuflows.pipelines.two_stage_eval.bench import canonical_category, load_benchmark
+from gpuflows.pipelines.two_stage_eval.prompt_set import load_prompts
+from gpuflows.pipelines.two_stage_eval.score_stats import render_markdown, summarize
+from gpuflows.pipelines.two_stage_eval.synth import generate_benchmark, is_synthetic
 from tasks.hardware import pick_device
 from tasks.model_specs import resolve_model
 from tasks.monitoring import MonitorReport, gpu_monitor
@@ -72,7 +72,7 @@ class TwoStageEvalParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     preset: Literal["smoke", "full"] = Field("smoke", description="Synthetic data size when no data_path: smoke 10 pairs, full 270 (the seed's 50/50/70/50/50).")  # fmt: skip
-    data_path: str | None = Field(None, description="Benchmark .jsonl file or folder (gpuflows.edit_bench format); empty: synthetic.")  # fmt: skip
+    data_path: str | None = Field(None, description="Benchmark .jsonl file or folder (gpuflows.pipelines.two_stage_eval.bench format); empty: synthetic.")  # fmt: skip
     edit_model: str = Field("tiny", description="'tiny' (synthetic), 'block:<ModelSource name>', or a diffusers pipeline folder.")  # fmt: skip
     reward_model: str = Field("tiny", description="'tiny' (synthetic), 'block:<ModelSource name>', or a transformers image-text-to-text folder.")  # fmt: skip
     prompts_path: str | None = Field(None, description="Prompt YAML; empty: the packaged, versioned file.")  # fmt: skip
@@ -190,7 +190,7 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     synthetic_model = edit_model.synthetic or reward.synthetic
     evidence = Evidence(
         synthetic_data=ref.synthetic,
-        data_note="synthetic scenes (gpuflows.edit_bench_synth)" if ref.synthetic else str(data),
+        data_note="synthetic scenes (gpuflows.pipelines.two_stage_eval.synth)" if ref.synthetic else str(data),
         model=ModelRef(
             name="edit+reward",
             source=f"{models['edit'].source} + {models['reward'].source}",

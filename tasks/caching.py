@@ -22,8 +22,8 @@ from prefect.locking.filesystem import FileSystemLockManager
 from prefect.transactions import IsolationLevel
 from prefect.utilities.hashing import hash_objects
 
-from gpuflows.digest import digest_any, is_array_like
-from gpuflows.io import PROJECT_RESULTS_ENV
+from gpuflows.core.evidence.digest import digest_any, is_array_like
+from gpuflows.core.store.io import PROJECT_RESULTS_ENV
 
 #: Bump when shared numerics change in a way task source does not show.
 KERNEL_VERSION = "2026.11.1"

@@ -7,12 +7,12 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from gpuflows import hwbench
-from gpuflows.budget import VramEstimate
-from gpuflows.checks import CheckResult
-from gpuflows.devices import DeviceChoice, choose_device
-from gpuflows.digest import value_digest
-from gpuflows.envlock import DatasetRef, EnvironmentLock, build_lock
+from gpuflows.core.evidence.checks import CheckResult
+from gpuflows.core.evidence.digest import value_digest
+from gpuflows.core.evidence.envlock import DatasetRef, EnvironmentLock, build_lock
+from gpuflows.core.hardware.devices import DeviceChoice, choose_device
+from gpuflows.core.memory.budget import VramEstimate
+from gpuflows.pipelines.gpu_baseline import hwbench
 from tasks.retries import retry_options
 from tasks.vram import VramGrant, vram_budget
 

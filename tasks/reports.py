@@ -8,9 +8,9 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
 
-from gpuflows.envlock import EnvironmentLock, render_lock_markdown
-from gpuflows.io import atomic_write_bytes, atomic_write_json, results_root
-from gpuflows.trust import TrustAssessment, render_trust_markdown
+from gpuflows.core.evidence.envlock import EnvironmentLock, render_lock_markdown
+from gpuflows.core.evidence.trust import TrustAssessment, render_trust_markdown
+from gpuflows.core.store.io import atomic_write_bytes, atomic_write_json, results_root
 from tasks.artifacts import validate_key
 
 

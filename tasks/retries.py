@@ -1,6 +1,6 @@
 """Retry policy for gpuflows tasks: transient faults and OOM retry with backoff; bad input never.
 
-An OOM inside a task is first handled in place by :func:`gpuflows.faults.run_with_oom_fallback`
+An OOM inside a task is first handled in place by :func:`gpuflows.core.faults.run_with_oom_fallback`
 (halved batch, then CPU, recorded); the Prefect-level retry here is the outer net for faults
 that escape (a worker killed, a flaky endpoint, an OOM raised outside the batch loop).
 """
@@ -11,7 +11,7 @@ from typing import Any
 
 from prefect.tasks import exponential_backoff
 
-from gpuflows.faults import should_retry
+from gpuflows.core.faults import should_retry
 
 
 def retry_condition(task: Any, task_run: Any, state: Any) -> bool:

@@ -20,7 +20,7 @@ from uuid import UUID
 from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 
-from gpuflows.trust import Review
+from gpuflows.core.evidence.trust import Review
 
 log = logging.getLogger("gpuflows.review")
 

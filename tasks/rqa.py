@@ -9,7 +9,7 @@ computing all eps (one distance pass) and reading every l_min from the histogram
 
 The cache key is the house policy: the series arrays by content digest, the grid, the options,
 the task source and the kernel version. The device is left out of the key: float64 results are
-integer-identical on every backend (``gpuflows.rqa_engine``), so a resumed run may use another.
+integer-identical on every backend (``gpuflows.pipelines.rqa_sweep.engine``), so a resumed run may use another.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 from prefect import get_run_logger, task
 
-from gpuflows import rqa_engine
-from gpuflows.budget import VramEstimate
-from gpuflows.devices import DeviceChoice
-from gpuflows.faults import run_with_oom_fallback
-from gpuflows.rqa_tables import METRIC_NAMES
+from gpuflows.core.faults import run_with_oom_fallback
+from gpuflows.core.hardware.devices import DeviceChoice
+from gpuflows.core.memory.budget import VramEstimate
+from gpuflows.pipelines.rqa_sweep import engine as rqa_engine
+from gpuflows.pipelines.rqa_sweep.tables import METRIC_NAMES
 from tasks.caching import house_cache_policy
 from tasks.retries import retry_options
 from tasks.runners import device_here
@@ -44,7 +44,7 @@ def cpu_backend() -> str:
 
 def estimate_vram(series: dict[str, np.ndarray], m: int, tau: int, n_eps: int) -> VramEstimate:
     """Peak device bytes of the largest series of one (m, tau) task, at the torch default tile."""
-    from gpuflows import rqa_torch
+    from gpuflows.pipelines.rqa_sweep import engine_torch as rqa_torch
 
     worst, basis = 0, "no series"
     budget = rqa_torch.DEFAULT_BUDGET_BYTES["cuda"]
@@ -112,7 +112,7 @@ def rqa_mt(
         subject, name = key.split(KEY_SEP, 1)
         est = estimate_vram({key: arr}, m, tau, len(eps)) if choice.kind == "cuda" else None
         if est is not None:
-            from gpuflows import rqa_torch
+            from gpuflows.pipelines.rqa_sweep import engine_torch as rqa_torch
 
             n = int(arr.shape[0])
             d = 1 if arr.ndim == 1 else int(arr.shape[1])

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gpuflows.devices import DeviceChoice, Discovery, parse_visible_devices
+from gpuflows.core.hardware.devices import DeviceChoice, Discovery, parse_visible_devices
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -259,7 +259,7 @@ def build_task_runner(spec: TaskRunnerSpec, *, discovery: Discovery | None = Non
     gpus: list[str] = []
     if spec.processes:  # threads of one process cannot be pinned to a GPU each
         if discovery is None:
-            from gpuflows.devices import discover
+            from gpuflows.core.hardware.devices import discover
 
             discovery = discover()
         gpus = _cuda_ids(discovery)
@@ -350,6 +350,6 @@ def device_here(choice: DeviceChoice) -> DeviceChoice:
     """
     if choice.kind != "cuda" or not on_dask_worker():
         return choice
-    from gpuflows.devices import choose_device
+    from gpuflows.core.hardware.devices import choose_device
 
     return choose_device("cuda")

@@ -16,10 +16,16 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
-from gpuflows.io import atomic_write_json, results_root
-from gpuflows.slo import SloMeasurement, SloPolicy, check_slo, sanitise, with_goodput_bound
-from gpuflows.slo_baseline import BaselineStore, compare_to_baseline
-from gpuflows.slo_report import plot_latency, render_slo_markdown
+from gpuflows.core.slo.baseline import BaselineStore, compare_to_baseline
+from gpuflows.core.slo.measure import (
+    SloMeasurement,
+    SloPolicy,
+    check_slo,
+    sanitise,
+    with_goodput_bound,
+)
+from gpuflows.core.slo.report import plot_latency, render_slo_markdown
+from gpuflows.core.store.io import atomic_write_json, results_root
 from tasks.artifacts import validate_key
 
 

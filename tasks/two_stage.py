@@ -1,7 +1,7 @@
 """Tasks of two-stage-eval: stage 1 edits, stage 2 scores, each pair checkpointed in a ledger.
 
 Each stage is one retried task over all its pairs, in batches. Every finished pair is recorded
-durably in the checkpoint folder's ledger (:mod:`gpuflows.ledger`) before the next batch, keyed
+durably in the checkpoint folder's ledger (:mod:`gpuflows.core.store.ledger`) before the next batch, keyed
 by a digest of everything its result depends on:
 
 * edit key = digest of what the edit reads (pair id, instruction, image bytes) + edit model
@@ -15,7 +15,7 @@ A re-run (or a retry after a crash) skips every recorded key: nothing finished i
 nothing is recorded twice. Models are placed by the residency manager passed in (thread task
 runner: the objects are shared, not serialised). Deterministic failures (an image that does not
 decode, an answer without a score) are recorded as errors for that pair and never become a
-number. An OOM halves the batch (:mod:`gpuflows.batch_sizer`); a pair that runs out of memory
+number. An OOM halves the batch (:mod:`gpuflows.core.memory.batch_sizer`); a pair that runs out of memory
 alone is recorded as that pair's error with ``retry: true`` (the run goes on; a later run tries
 it again). Transient faults raise and are retried by Prefect.
 """
@@ -30,14 +30,19 @@ from typing import Any
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from gpuflows.batch_sizer import BatchSizer, ItemOOM
-from gpuflows.digest import bytes_digest, value_digest
-from gpuflows.edit_bench import EditPair, PairError, decode_image, edit_input_digest
-from gpuflows.io import atomic_write_bytes
-from gpuflows.ledger import Ledger, item_key
-from gpuflows.prompts_yaml import PromptSet
-from gpuflows.residency import ResidencyManager
-from gpuflows.score_parse import ScoreParseError, parse_score
+from gpuflows.core.evidence.digest import bytes_digest, value_digest
+from gpuflows.core.memory.batch_sizer import BatchSizer, ItemOOM
+from gpuflows.core.memory.residency import ResidencyManager
+from gpuflows.core.store.io import atomic_write_bytes
+from gpuflows.core.store.ledger import Ledger, item_key
+from gpuflows.pipelines.two_stage_eval.bench import (
+    EditPair,
+    PairError,
+    decode_image,
+    edit_input_digest,
+)
+from gpuflows.pipelines.two_stage_eval.prompt_set import PromptSet
+from gpuflows.pipelines.two_stage_eval.score_parse import ScoreParseError, parse_score
 from tasks.retries import retry_options
 
 EXECUTED: list[tuple[str, str]] = []

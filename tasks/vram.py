@@ -31,7 +31,9 @@ from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
 from pydantic import BaseModel, Field
 
-from gpuflows.budget import (
+from gpuflows.core.hardware.devices import DeviceChoice, Discovery, discover
+from gpuflows.core.hardware.pool_plan import plan_pool_limits
+from gpuflows.core.memory.budget import (
     BudgetError,
     PeakReport,
     VramEstimate,
@@ -39,8 +41,6 @@ from gpuflows.budget import (
     gib_slots,
     limit_name,
 )
-from gpuflows.devices import DeviceChoice, Discovery, discover
-from gpuflows.pool_plan import plan_pool_limits
 
 log = logging.getLogger("gpuflows.vram")
 
@@ -112,7 +112,7 @@ def ensure_limits(limits: dict[str, int], *, turnstiles: bool = True) -> dict[st
 def ensure_vram_limits(discovery: Discovery | None = None, **plan_kwargs: Any) -> dict[str, int]:
     """Create the VRAM limits for this host's GPUs (none on a CPU-only host).
 
-    ``plan_kwargs`` are those of :func:`gpuflows.pool_plan.plan_pool_limits` (``reserve_gib``,
+    ``plan_kwargs`` are those of :func:`gpuflows.core.hardware.pool_plan.plan_pool_limits` (``reserve_gib``,
     ``host``, ``prefix``, ``vram_gib``, ...); a ``GpuPool`` block's ``plan_limits`` gives the same.
     """
     plan = plan_pool_limits((discovery or discover()).gpus, **plan_kwargs)
@@ -208,7 +208,7 @@ def vram_budget(
     """Hold ``estimate.gib`` slots of the device's VRAM limit around GPU work.
 
     Args:
-        estimate: computed need (:mod:`gpuflows.budget`), never a constant guessed in a flow.
+        estimate: computed need (:mod:`gpuflows.core.memory.budget`), never a constant guessed in a flow.
         device: where the work runs; on the CPU nothing is held and the grant says so.
         timeout_s: longest wait for slots before ``TimeoutError`` (None: forever).
         fair: take the GPU's turnstile first, so large requests are not starved.

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gpuflows.batching import DEFAULT_CPU_BATCH, MAX_BATCH, batch_from_peak
-from gpuflows.move_plan import resident_need
+from gpuflows.core.memory.batching import DEFAULT_CPU_BATCH, MAX_BATCH, batch_from_peak
+from gpuflows.pipelines.two_stage_eval.move_plan import resident_need
 
 MIB = 1 << 20
 GIB = 1 << 30
@@ -41,11 +41,11 @@ def test_batch_from_peak_bounds():
 
 
 class OutOfMemoryError(RuntimeError):
-    """Named like torch's, which is how gpuflows.faults.is_oom recognises it."""
+    """Named like torch's, which is how gpuflows.core.faults.is_oom recognises it."""
 
 
 def test_sizer_halves_on_oom_keeps_order_and_the_smaller_size():
-    from gpuflows.batch_sizer import BatchSizer
+    from gpuflows.core.memory.batch_sizer import BatchSizer
 
     calls = []
 
@@ -68,7 +68,7 @@ def test_sizer_halves_on_oom_keeps_order_and_the_smaller_size():
 def test_an_oom_late_in_a_chunk_redoes_only_the_items_not_yet_done():
     from torch.cuda import OutOfMemoryError
 
-    from gpuflows.batch_sizer import BatchSizer
+    from gpuflows.core.memory.batch_sizer import BatchSizer
 
     done = []
 
@@ -85,7 +85,7 @@ def test_an_oom_late_in_a_chunk_redoes_only_the_items_not_yet_done():
 
 
 def test_sizer_defaults_without_a_gpu_and_never_hides_other_errors():
-    from gpuflows.batch_sizer import BatchSizer
+    from gpuflows.core.memory.batch_sizer import BatchSizer
 
     auto = BatchSizer(None, "cpu", GIB)
     assert auto.size == DEFAULT_CPU_BATCH and "CPU" in auto.basis
@@ -102,7 +102,7 @@ def test_sizer_defaults_without_a_gpu_and_never_hides_other_errors():
 def test_an_item_that_runs_out_of_memory_alone_fails_alone():
     """One item too big even alone: it gets an ItemOOM in its place, the others are computed,
     and the stage goes back to the size it had before that item (not stuck at one)."""
-    from gpuflows.batch_sizer import BatchSizer, ItemOOM
+    from gpuflows.core.memory.batch_sizer import BatchSizer, ItemOOM
 
     calls = []
 

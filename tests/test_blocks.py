@@ -7,10 +7,10 @@ from prefect.testing.standard_test_suites import BlockStandardTestSuite
 from pydantic import ValidationError
 
 from blocks import GpuPool, ModelSource, SloPolicyBlock, TrustPolicyBlock
-from gpuflows.budget import GIB, BudgetError
-from gpuflows.devices import Discovery, GpuInfo
-from gpuflows.slo import SloPolicy
-from gpuflows.trust import ModelRef, TrustPolicy
+from gpuflows.core.evidence.trust import ModelRef, TrustPolicy
+from gpuflows.core.hardware.devices import Discovery, GpuInfo
+from gpuflows.core.memory.budget import GIB, BudgetError
+from gpuflows.core.slo.measure import SloPolicy
 
 ALL_BLOCKS = [GpuPool, ModelSource, SloPolicyBlock, TrustPolicyBlock]
 LOGO_SKIP = (

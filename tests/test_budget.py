@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gpuflows.budget import (
+from gpuflows.core.memory.budget import (
     DTYPE_BYTES,
     GIB,
     MIB,

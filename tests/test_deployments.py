@@ -12,7 +12,7 @@ import yaml
 
 from deployments.check_yaml import validate_prefect_yaml
 from deployments.setup import WorkerSpec, plan_workers, pool_concurrency
-from gpuflows.devices import Discovery, GpuInfo
+from gpuflows.core.hardware.devices import Discovery, GpuInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 GIB = 1 << 30

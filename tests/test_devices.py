@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from gpuflows.devices import (
+from gpuflows.core.hardware.devices import (
     DeviceError,
     Discovery,
     GpuInfo,
@@ -230,7 +230,7 @@ def test_choose_cpu_is_forced_even_with_gpus():
 
 
 def test_choose_cpu_does_not_discover(monkeypatch):
-    import gpuflows.devices as devices
+    import gpuflows.core.hardware.devices as devices
 
     def boom(*a, **k):
         raise AssertionError("discover() must not run for device='cpu'")

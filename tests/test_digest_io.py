@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel
 
-from gpuflows.digest import (
+from gpuflows.core.evidence.digest import (
     array_digest,
     bytes_digest,
     digest_any,
@@ -20,7 +20,7 @@ from gpuflows.digest import (
     is_array_like,
     value_digest,
 )
-from gpuflows.io import (
+from gpuflows.core.store.io import (
     PROJECT_RESULTS_ENV,
     atomic_write_bytes,
     atomic_write_json,
@@ -266,7 +266,7 @@ def test_atomic_json_failure_leaves_the_old_file_intact(tmp_path):
 
 
 def test_atomic_bytes_failure_during_write_cleans_up(tmp_path, monkeypatch):
-    import gpuflows.io as gio
+    import gpuflows.core.store.io as gio
 
     target = tmp_path / "f.bin"
     atomic_write_bytes(target, b"old")

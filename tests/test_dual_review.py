@@ -9,11 +9,11 @@ import time
 import numpy as np
 from prefect import flow
 
-from gpuflows.devices import choose_device
-from gpuflows.digest import array_digest
-from gpuflows.envlock import DatasetRef, build_lock
-from gpuflows.history import RunHistory, RunRecord
-from gpuflows.trust import Evidence, TrustPolicy, assess, reproduce_by_digest
+from gpuflows.core.evidence.digest import array_digest
+from gpuflows.core.evidence.envlock import DatasetRef, build_lock
+from gpuflows.core.evidence.history import RunHistory, RunRecord
+from gpuflows.core.evidence.trust import Evidence, TrustPolicy, assess, reproduce_by_digest
+from gpuflows.core.hardware.devices import choose_device
 from tasks.review import collect_reviews, give_review
 
 POLICY = TrustPolicy(min_sample_size=10, allow_dirty_tree=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from gpuflows.edit_bench import (
+from gpuflows.core.faults import InputError
+from gpuflows.pipelines.two_stage_eval.bench import (
     CATEGORIES,
     Category,
     EditPair,
@@ -19,8 +20,12 @@ from gpuflows.edit_bench import (
     pair_digest,
     validate_pairs,
 )
-from gpuflows.edit_bench_synth import PRESETS, generate_benchmark, is_synthetic, read_manifest
-from gpuflows.faults import InputError
+from gpuflows.pipelines.two_stage_eval.synth import (
+    PRESETS,
+    generate_benchmark,
+    is_synthetic,
+    read_manifest,
+)
 from tests.fixtures.images import truncated_jpeg
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gpuflows.edit_models import EditModel, item_seed, load_edit_model, module_nbytes
-from gpuflows.io import results_root
-from gpuflows.tiny_models import (
+from gpuflows.core.store.io import results_root
+from gpuflows.models.diffusers_edit import EditModel, item_seed, load_edit_model, module_nbytes
+from gpuflows.models.tiny import (
     EDIT_RECIPE_VERSION,
     MARKER_NAME,
     build_tiny_edit_pipeline,

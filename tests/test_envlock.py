@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gpuflows.devices import choose_device
-from gpuflows.envlock import (
+from gpuflows.core.evidence.envlock import (
     DatasetRef,
     EnvironmentLock,
     GitInfo,
@@ -21,6 +20,7 @@ from gpuflows.envlock import (
     render_lock_markdown,
     seed_everything,
 )
+from gpuflows.core.hardware.devices import choose_device
 
 REPO = Path(__file__).resolve().parent.parent
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
@@ -254,6 +254,6 @@ def test_render_lock_markdown_flags_an_incomplete_lock():
 
 
 def _no_gpu():
-    from gpuflows.devices import Discovery
+    from gpuflows.core.hardware.devices import Discovery
 
     return Discovery(method="none", reason="test")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpuflows.faults import (
+from gpuflows.core.faults import (
     Attempt,
     FallbackRecord,
     InputError,
@@ -134,7 +134,7 @@ def test_input_error_is_a_value_error_and_transient_a_runtime_error():
 @pytest.fixture(autouse=True)
 def released(monkeypatch):
     """Count release_memory() calls; the real one (a full gc.collect, ~0.2 s) is tested below."""
-    import gpuflows.faults as faults
+    import gpuflows.core.faults as faults
 
     calls: list[int] = []
     monkeypatch.setattr(faults, "release_memory", lambda: calls.append(1))

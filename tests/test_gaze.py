@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gpuflows import gaze
-from gpuflows.digest import frame_digest
-from gpuflows.faults import InputError
-from gpuflows.gaze_schema import COLUMNS, GROUPS, dataset_ref, validate_gaze
+from gpuflows.core.evidence.digest import frame_digest
+from gpuflows.core.faults import InputError
+from gpuflows.pipelines.rqa_sweep import gaze
+from gpuflows.pipelines.rqa_sweep.schema import COLUMNS, GROUPS, dataset_ref, validate_gaze
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gpuflows.faults import InputError
-from gpuflows.gaze_schema import COLUMNS, dataset_ref, load_gaze, validate_gaze
+from gpuflows.core.faults import InputError
+from gpuflows.pipelines.rqa_sweep.schema import COLUMNS, dataset_ref, load_gaze, validate_gaze
 
 
 def _frame() -> pd.DataFrame:

@@ -12,9 +12,15 @@ import sys
 import pytest
 import torch
 
-from gpuflows import hwbench, hwbench_common
-from gpuflows.datasheet import CPU_ESTIMATE_SOURCE, DevicePeak, cpu_peak_estimate, peak_for
-from gpuflows.hwbench import (
+from gpuflows.pipelines.gpu_baseline import common as hwbench_common
+from gpuflows.pipelines.gpu_baseline import hwbench
+from gpuflows.pipelines.gpu_baseline.datasheet import (
+    CPU_ESTIMATE_SOURCE,
+    DevicePeak,
+    cpu_peak_estimate,
+    peak_for,
+)
+from gpuflows.pipelines.gpu_baseline.hwbench import (
     HwMeasurement,
     check_ratio,
     cpu_copy_ceiling_gbs,
@@ -361,7 +367,7 @@ def test_cpu_peak_estimate_aarch64_with_clock():
 
 
 def test_hwbench_does_not_import_prefect():
-    code = "import sys, gpuflows.hwbench; sys.exit('prefect' in sys.modules)"
+    code = "import sys, gpuflows.pipelines.gpu_baseline.hwbench; sys.exit('prefect' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

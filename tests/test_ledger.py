@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from gpuflows.ledger import Ledger, item_key
+from gpuflows.core.store.ledger import Ledger, item_key
 
 
 def test_append_and_latest_keep_last_record_per_key(tmp_path):
@@ -40,7 +40,7 @@ def test_record_without_key_refused(tmp_path):
 
 WRITER = """
 import sys, time
-from gpuflows.ledger import Ledger
+from gpuflows.core.store.ledger import Ledger
 led = Ledger(sys.argv[1])
 i = 0
 while True:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuflows.faults import InputError
+from gpuflows.core.faults import InputError
 from tasks.model_specs import resolve_model
 
 

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from gpuflows.monitor import NO_GPUS, PYNVML_MISSING, GpuSample, GpuSampler
-from gpuflows.monitor_report import plot_samples, samples_table, summarize
+from gpuflows.core.hardware.monitor import NO_GPUS, PYNVML_MISSING, GpuSample, GpuSampler
+from gpuflows.core.hardware.monitor_report import plot_samples, samples_table, summarize
 
 MIB = 1024 * 1024
 
@@ -333,7 +333,7 @@ def test_plot_rejects_no_samples(tmp_path):
 
 def test_module_imports_neither_prefect_nor_pynvml():
     code = (
-        "import sys, gpuflows.monitor; "
+        "import sys, gpuflows.core.hardware.monitor; "
         "print(sorted(m for m in ('prefect', 'pynvml', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

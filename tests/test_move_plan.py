@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from gpuflows import move_plan
-from gpuflows.move_plan import EDIT, SCORE
+from gpuflows.pipelines.two_stage_eval import move_plan
+from gpuflows.pipelines.two_stage_eval.move_plan import EDIT, SCORE
 
 SEED_SIZES = {"physical": 50, "environment": 50, "social": 70, "causal": 50, "referential": 50}
 

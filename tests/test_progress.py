@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 from prefect import flow
 
-from gpuflows.progress import ProgressClock
+from gpuflows.core.store.progress import ProgressClock
 from tasks.artifacts import read_artifacts
 from tasks.progress import RunProgress
 
 
 def test_clock_percent_and_eta(monkeypatch):
     t = [100.0]
-    monkeypatch.setattr("gpuflows.progress.time.monotonic", lambda: t[0])
+    monkeypatch.setattr("gpuflows.core.store.progress.time.monotonic", lambda: t[0])
     p = ProgressClock(total=8)
     assert p.eta_s is None and p.percent == 0
     t[0] = 104.0

@@ -6,11 +6,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gpuflows.edit_bench import CATEGORIES
-from gpuflows.faults import InputError
-from gpuflows.prompts_yaml import default_prompts_text, load_prompts
+from gpuflows.core.faults import InputError
+from gpuflows.pipelines.two_stage_eval.bench import CATEGORIES
+from gpuflows.pipelines.two_stage_eval.prompt_set import default_prompts_text, load_prompts
 
-PACKAGED = Path(__file__).resolve().parents[1] / "gpuflows" / "prompts" / "two_stage_eval.yaml"
+PACKAGED = Path(__file__).resolve().parents[1] / "gpuflows" / "pipelines" / "two_stage_eval" / "prompts" / "two_stage_eval.yaml"
 
 
 @pytest.fixture(scope="module")

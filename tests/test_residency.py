@@ -9,15 +9,16 @@ from safetensors.torch import save_file
 
 from bench import two_stage_models as bench_models
 from bench import two_stage_moves as bench
-from gpuflows import move_plan, residency
-from gpuflows.model_size import (
+from gpuflows.core.memory import residency
+from gpuflows.core.memory.model_size import (
     model_vram_need,
     nbytes_of,
     need_from_weights,
     pipeline_vram_need,
 )
-from gpuflows.residency import MoveRecord, ResidencyError, ResidencyManager
-from gpuflows.weight_files import weights_nbytes
+from gpuflows.core.memory.residency import MoveRecord, ResidencyError, ResidencyManager
+from gpuflows.core.memory.weight_files import weights_nbytes
+from gpuflows.pipelines.two_stage_eval import move_plan
 
 SEED_SIZES = {"physical": 50, "environment": 50, "social": 70, "causal": 50, "referential": 50}
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gpuflows.reward_models import RewardModel, load_reward_model, score_strings
-from gpuflows.score_parse import parse_score
-from gpuflows.tiny_models import (
+from gpuflows.models.tiny import (
     MARKER_NAME,
     REWARD_RECIPE_VERSION,
     build_tiny_reward_model,
     read_marker,
 )
+from gpuflows.models.vlm_reward import RewardModel, load_reward_model, score_strings
+from gpuflows.pipelines.two_stage_eval.score_parse import parse_score
 
 SYSTEM = "You are a strict judge of image edits. Answer with a score from 0 to 10."
 

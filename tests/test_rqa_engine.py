@@ -1,4 +1,4 @@
-"""The sweep-aware engine (gpuflows.rqa_engine) against the NumPy reference (gpuflows.rqa).
+"""The sweep-aware engine (gpuflows.pipelines.rqa_sweep.engine) against the NumPy reference (gpuflows.pipelines.rqa_sweep.rqa).
 
 Tolerance: none. In float64 every backend's histograms and recurrence counts must equal the
 reference's integer for integer (computed one eps at a time), and the metrics read from them
@@ -14,8 +14,9 @@ import math
 import numpy as np
 import pytest
 
-from gpuflows import rqa, rqa_engine
-from gpuflows.rqa_engine import sweep_histograms
+from gpuflows.pipelines.rqa_sweep import engine as rqa_engine
+from gpuflows.pipelines.rqa_sweep import rqa
+from gpuflows.pipelines.rqa_sweep.engine import sweep_histograms
 
 torch = pytest.importorskip("torch")
 
@@ -91,8 +92,8 @@ def test_tiling_and_recompute_paths_match_reference(monkeypatch):
             h = sweep_histograms(x, m, tau, eps, metric=metric, theiler=theiler,
                                  backend="torch", tile=tile)  # fmt: skip
             _assert_same(h, ref)
-    monkeypatch.setattr("gpuflows.rqa_torch.QMATRIX_MAX_BYTES", 0)
-    monkeypatch.setattr("gpuflows.rqa_engine.QMATRIX_MAX_BYTES", 0)
+    monkeypatch.setattr("gpuflows.pipelines.rqa_sweep.engine_torch.QMATRIX_MAX_BYTES", 0)
+    monkeypatch.setattr("gpuflows.pipelines.rqa_sweep.engine.QMATRIX_MAX_BYTES", 0)
     for (x, m, tau, eps, metric, theiler), ref in zip(cases, refs, strict=True):
         for backend in CPU_BACKENDS:
             kw = {"tile": 5} if backend == "torch" else {}
@@ -201,7 +202,7 @@ def test_decision_thresholds_are_exact():
 
 
 def test_estimate_bytes_and_tile_choice():
-    from gpuflows import rqa_torch
+    from gpuflows.pipelines.rqa_sweep import engine_torch as rqa_torch
 
     tile = rqa_torch.choose_tile(5000, 2, 17, 5011, "float64", 2 * 2**30)
     assert 1 <= tile <= 5000

@@ -5,9 +5,9 @@ import math
 import numpy as np
 import pytest
 
-from gpuflows import rqa
-from gpuflows.rqa_engine import sweep_histograms
-from gpuflows.rqa_measures import COLUMNS, measures_table
+from gpuflows.pipelines.rqa_sweep import rqa
+from gpuflows.pipelines.rqa_sweep.engine import sweep_histograms
+from gpuflows.pipelines.rqa_sweep.measures import COLUMNS, measures_table
 
 NAMES = ("RR", "DET", "L_max", "L_mean", "DIV", "ENT", "LAM", "TT", "V_max")
 
@@ -63,7 +63,7 @@ def test_bad_arguments_named():
 
 
 def test_compute_units_reuse_m1_across_tau_only():
-    from gpuflows.rqa_grid import compute_units, n_computed, relabel_tau
+    from gpuflows.pipelines.rqa_sweep.grid import compute_units, n_computed, relabel_tau
 
     units = compute_units([1, 2], [1, 3])
     assert units == [(1, 1, 1), (1, 3, 1), (2, 1, 1), (2, 3, 3)]

@@ -1,4 +1,4 @@
-"""The NumPy RQA reference (gpuflows.rqa) against pyunicorn 1.0.0, hand counts and edge cases.
+"""The NumPy RQA reference (gpuflows.pipelines.rqa_sweep.rqa) against pyunicorn 1.0.0, hand counts and edge cases.
 
 Conventions of pyunicorn 1.0.0 ``RecurrencePlot`` (read from its source) and how we compare:
 
@@ -31,7 +31,7 @@ import math
 import numpy as np
 import pytest
 
-from gpuflows import rqa
+from gpuflows.pipelines.rqa_sweep import rqa
 
 pyunicorn_ts = pytest.importorskip("pyunicorn.timeseries")
 RecurrencePlot = pyunicorn_ts.RecurrencePlot

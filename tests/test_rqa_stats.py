@@ -1,4 +1,4 @@
-"""Group statistics (gpuflows.rqa_stats) against SciPy, brute force and a hand example."""
+"""Group statistics (gpuflows.pipelines.rqa_sweep.stats) against SciPy, brute force and a hand example."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gpuflows import rqa_stats as rs
-from gpuflows.faults import InputError
+from gpuflows.core.faults import InputError
+from gpuflows.pipelines.rqa_sweep import stats as rs
 
 stats = pytest.importorskip("scipy.stats")
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from flows.rqa_sweep import PROGRESS_KEY, SUMMARY_KEY, RqaSweepParams, rqa_sweep
-from gpuflows import gaze
-from gpuflows.faults import InputError
-from gpuflows.rqa import rqa_metrics
+from gpuflows.core.faults import InputError
+from gpuflows.pipelines.rqa_sweep import gaze
+from gpuflows.pipelines.rqa_sweep.rqa import rqa_metrics
 from tasks import rqa as rqa_tasks
 from tasks.artifacts import read_artifacts
 from tasks.rqa import METRIC_NAMES

@@ -10,7 +10,7 @@ import pytest
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
-from gpuflows.devices import Discovery, GpuInfo
+from gpuflows.core.hardware.devices import Discovery, GpuInfo
 from tasks.runners import (
     GPU_RESOURCE,
     RunnerError,

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from gpuflows.score_parse import ScoreParseError, parse_score
+from gpuflows.pipelines.two_stage_eval.score_parse import ScoreParseError, parse_score
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gpuflows.edit_bench import CATEGORIES
-from gpuflows.score_stats import describe, render_markdown, summarize, summarize_scores
+from gpuflows.pipelines.two_stage_eval.bench import CATEGORIES
+from gpuflows.pipelines.two_stage_eval.score_stats import (
+    describe,
+    render_markdown,
+    summarize,
+    summarize_scores,
+)
 
 
 def _reference(x: np.ndarray, level: float = 0.95) -> dict:

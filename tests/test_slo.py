@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from gpuflows.slo import (
+from gpuflows.core.slo.baseline import BaselineStore, compare_to_baseline
+from gpuflows.core.slo.measure import (
     LatencyStats,
     SloMeasurement,
     SloPolicy,
@@ -23,8 +24,7 @@ from gpuflows.slo import (
     measure_service,
     with_goodput_bound,
 )
-from gpuflows.slo_baseline import BaselineStore, compare_to_baseline
-from gpuflows.slo_report import plot_latency, render_slo_markdown
+from gpuflows.core.slo.report import plot_latency, render_slo_markdown
 
 GPU = "cuda:0 NVIDIA H100"
 

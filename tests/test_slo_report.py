@@ -6,9 +6,9 @@ import pytest
 from prefect import flow
 
 import tasks.slo_report as slo_report
-from gpuflows.io import read_json
-from gpuflows.slo import SloMeasurement, SloPolicy
-from gpuflows.slo_baseline import BaselineStore
+from gpuflows.core.slo.baseline import BaselineStore
+from gpuflows.core.slo.measure import SloMeasurement, SloPolicy
+from gpuflows.core.store.io import read_json
 from tasks.artifacts import read_artifacts
 
 KEY = "slo-test-service"

@@ -1,4 +1,4 @@
-"""Trust Tier rules (DESIGN.md "Trust Tiers"): pure tests of gpuflows.trust, no Prefect.
+"""Trust Tier rules (DESIGN.md "Trust Tiers"): pure tests of gpuflows.core.evidence.trust, no Prefect.
 
 Every test starts from one fully-T2 piece of evidence and breaks one thing at a time, so a
 test failing names exactly the rule that moved.
@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from gpuflows.checks import CheckResult
-from gpuflows.devices import Discovery, GpuInfo, choose_device
-from gpuflows.envlock import DatasetRef, EnvironmentLock, GitInfo
-from gpuflows.trust import (
+from gpuflows.core.evidence.checks import CheckResult
+from gpuflows.core.evidence.envlock import DatasetRef, EnvironmentLock, GitInfo
+from gpuflows.core.evidence.trust import (
     Evidence,
     ModelRef,
     Reproduction,
@@ -29,6 +28,7 @@ from gpuflows.trust import (
     reproduce_by_digest,
     reproduce_within_tolerance,
 )
+from gpuflows.core.hardware.devices import Discovery, GpuInfo, choose_device
 
 GIB = 1024**3
 FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -654,7 +654,7 @@ def _build(f: dict[str, bool]) -> tuple[Evidence, TrustPolicy]:
 
 
 def _expected_tier(f: dict[str, bool]) -> Tier:
-    """DESIGN.md's rules, restated independently of gpuflows.trust."""
+    """DESIGN.md's rules, restated independently of gpuflows.core.evidence.trust."""
     real_data = not f["synthetic_data"]
     real_model = f["no_model"] or not f["synthetic_model"]
     lock_complete = not (

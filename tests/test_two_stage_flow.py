@@ -20,10 +20,10 @@ from flows.two_stage_eval import (
     TwoStageEvalParams,
     two_stage_eval,
 )
-from gpuflows.budget import GIB
-from gpuflows.faults import InputError
-from gpuflows.ledger import Ledger
-from gpuflows.weight_files import weights_nbytes
+from gpuflows.core.faults import InputError
+from gpuflows.core.memory.budget import GIB
+from gpuflows.core.memory.weight_files import weights_nbytes
+from gpuflows.core.store.ledger import Ledger
 from tasks import two_stage
 from tasks.artifacts import read_artifacts
 
@@ -82,9 +82,9 @@ def test_a_pair_out_of_memory_alone_fails_alone_and_is_retried_next_run(
     """A pair too big for the budget even alone (an oversized image, say) must not stop a long
     run at that pair forever: it is that pair's error (marked to retry), the others finish, and
     the next run tries only it again."""
-    from gpuflows.digest import bytes_digest
-    from gpuflows.edit_bench_synth import generate_benchmark
-    from gpuflows.edit_models import EditModel
+    from gpuflows.core.evidence.digest import bytes_digest
+    from gpuflows.models.diffusers_edit import EditModel
+    from gpuflows.pipelines.two_stage_eval.synth import generate_benchmark
 
     data = generate_benchmark(tmp_path / "data", "smoke", seed=0)
     big = json.loads((data / "social.jsonl").read_text().splitlines()[0])
@@ -144,7 +144,7 @@ def test_model_too_big_for_budget_fails_before_loading(prefect_harness, results)
 
 
 def test_bad_pairs_are_reported_and_skipped(prefect_harness, results, tmp_path):
-    from gpuflows.edit_bench_synth import generate_benchmark
+    from gpuflows.pipelines.two_stage_eval.synth import generate_benchmark
     from tests.fixtures.images import truncated_jpeg
 
     data = generate_benchmark(tmp_path / "data", "smoke", seed=0)
@@ -175,7 +175,7 @@ def test_bad_pairs_are_reported_and_skipped(prefect_harness, results, tmp_path):
 def test_unparseable_answers_are_errors_never_numbers(prefect_harness, results, monkeypatch):
     """Every other answer of the reward model says no number: those pairs fail with the reason,
     are counted as failed in their category, and get no score; the rest are scored."""
-    from gpuflows.reward_models import RewardModel
+    from gpuflows.models.vlm_reward import RewardModel
 
     inner = RewardModel.answer
 
@@ -200,7 +200,7 @@ def test_unparseable_answers_are_errors_never_numbers(prefect_harness, results, 
 def test_description_change_rescores_without_reediting(prefect_harness, results, tmp_path):
     """The description is read by the reward prompt only: changing it re-scores that pair (the
     score key holds the rendered prompt) and re-edits nothing (the edit key does not)."""
-    from gpuflows.edit_bench_synth import generate_benchmark
+    from gpuflows.pipelines.two_stage_eval.synth import generate_benchmark
 
     data = generate_benchmark(tmp_path / "data", "smoke", seed=0)
     params = TwoStageEvalParams(**FAST, batch_size=1, data_path=str(data))

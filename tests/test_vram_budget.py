@@ -7,8 +7,8 @@ import time
 import pytest
 from prefect import flow, task
 
-from gpuflows.budget import BudgetError, VramEstimate
-from gpuflows.devices import DeviceChoice
+from gpuflows.core.hardware.devices import DeviceChoice
+from gpuflows.core.memory.budget import BudgetError, VramEstimate
 from tasks.vram import ensure_limits, vram_budget
 
 GIB = 1 << 30
@@ -99,7 +99,7 @@ def test_ensure_limits_is_idempotent_and_resizes(prefect_harness):
 
 
 def test_first_gpu_work_creates_this_hosts_limits_from_discovery(prefect_harness, monkeypatch):
-    from gpuflows.devices import Discovery, GpuInfo
+    from gpuflows.core.hardware.devices import Discovery, GpuInfo
     from tasks import vram
 
     fake = Discovery(

@@ -9,9 +9,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from gpuflows import weight_files as wf
-from gpuflows.model_size import nbytes_of, need_from_weights
-from gpuflows.weight_files import model_fingerprint, weight_files, weights_nbytes
+from gpuflows.core.memory import weight_files as wf
+from gpuflows.core.memory.model_size import nbytes_of, need_from_weights
+from gpuflows.core.memory.weight_files import model_fingerprint, weight_files, weights_nbytes
 
 
 def _net(dtype=torch.float32):

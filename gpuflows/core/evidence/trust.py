@@ -1,0 +1,371 @@
+"""Trust Tiers computed from evidence: small named checks, never a tier written by hand.
+
+Rules (DESIGN.md; a :class:`TrustPolicy` may only make them stricter):
+
+* ``T1-Indicative`` — the result exists, but something below fails: synthetic data or model,
+  incomplete environment lock, sample below the policy minimum, a failed integrity check, or a
+  baseline measured on another device than the one it is for.
+* ``T2-Internal`` — real data and model, complete lock, sample size met, integrity checks pass
+  (and every check the policy names as required).
+* ``T3-Verified`` — T2, plus an independent re-run reproduced it (exact digest match, or within
+  the stated tolerance), plus approval by ``min_reviewers`` (>= 2) distinct reviewers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from gpuflows.core.evidence.checks import CheckResult, checks_table
+from gpuflows.core.evidence.envlock import EnvironmentLock
+
+
+class Tier(StrEnum):
+    """The three tiers, ordered."""
+
+    T1 = "T1-Indicative"
+    T2 = "T2-Internal"
+    T3 = "T3-Verified"
+
+    @classmethod
+    def parse(cls, name: str) -> Tier:
+        """Accept 'T2', 't2-internal' or the full name; anything else is an error naming the choices."""
+        text = str(name).strip().upper()
+        for t in cls:
+            # 'T2' or the full name; a suffix that names another tier ('T1-Verified') is an error
+            if text in (t.name, t.value.upper()):
+                return t
+        raise ValueError(f"tier={name!r} unknown: use one of {[t.value for t in cls]}")
+
+    @property
+    def rank(self) -> int:
+        return int(self.name[1])
+
+
+class TrustPolicy(BaseModel):
+    """How high the bar is, stated by the team (a ``TrustPolicyBlock``).
+
+    The tier *rules* are fixed (DESIGN.md); the policy sets their thresholds: the sample size a
+    result needs, extra required checks, the reproduction tolerance. Two distinct reviewers is
+    DESIGN.md's floor and cannot be lowered.
+    """
+
+    min_sample_size: int = Field(
+        default=30, ge=1, description="Smallest sample a T2 result may rest on."
+    )
+    required_checks: list[str] = Field(
+        default_factory=list,
+        description="Names of extra checks (e.g. 'slo_p95_latency') that must be present and pass for T2.",
+    )
+    reproduction_rel_tolerance: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Largest relative difference a re-run may show for non-deterministic outputs.",
+    )
+    min_reviewers: int = Field(
+        default=2, ge=2, description="Distinct approving reviewers needed for T3."
+    )
+    allow_dirty_tree: bool = Field(
+        default=False,
+        description="Accept a lock whose git tree had uncommitted changes as complete.",
+    )
+
+
+class ModelRef(BaseModel):
+    """Identity of the model behind a result."""
+
+    name: str
+    source: str = Field(
+        description="Where the weights came from: a path, a package, 'random-init'."
+    )
+    synthetic: bool = Field(description="Random or toy weights (caps the tier at T1).")
+    digest: str | None = None
+
+
+class Reproduction(BaseModel):
+    """Evidence that an independent re-run gave the same result."""
+
+    method: Literal["digest", "tolerance"] = Field(
+        description="'digest' (deterministic outputs) or 'tolerance'."
+    )
+    reference: str = Field(description="The run or record reproduced (id, path).")
+    matched: bool
+    max_rel_diff: float | None = None
+    tolerance: float | None = None
+    details: dict[str, float] = Field(default_factory=dict)
+
+
+class Review(BaseModel):
+    """One reviewer's decision, given through Prefect's pause-for-input."""
+
+    reviewer: str
+    approved: bool
+    comment: str = ""
+    at: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+
+    @field_validator("reviewer")
+    @classmethod
+    def _named(cls, v: str) -> str:
+        v = v.strip()
+        if not v:
+            raise ValueError("reviewer must be a non-empty name")
+        return v
+
+
+class Evidence(BaseModel):
+    """Everything a tier is computed from."""
+
+    synthetic_data: bool
+    data_note: str = ""
+    model: ModelRef | None = Field(default=None, description="None when no model is involved.")
+    lock: EnvironmentLock
+    sample_size: int = Field(ge=0)
+    integrity: list[CheckResult] = Field(default_factory=list)
+    measured_device: str | None = None
+    target_device: str | None = Field(
+        default=None, description="Device kind the result is for ('cuda', 'cpu')."
+    )
+    reproduction: Reproduction | None = None
+    reviews: list[Review] = Field(default_factory=list)
+
+
+class TrustAssessment(BaseModel):
+    """The computed tier, the checks behind it, and what the next tier still needs."""
+
+    tier: Tier
+    checks: list[CheckResult]
+    missing_for_next: list[str]
+
+
+# --- the checks -------------------------------------------------------------------------------
+
+
+def check_real_data(ev: Evidence) -> CheckResult:
+    # the lock's DatasetRef says synthetic too: either flag caps the tier
+    synthetic = ev.synthetic_data or bool(ev.lock.dataset and ev.lock.dataset.synthetic)
+    return CheckResult(
+        name="real_data",
+        passed=not synthetic,
+        numbers={},
+        reason=ev.data_note or ("synthetic or generated data" if synthetic else "real data"),
+    )
+
+
+def check_real_model(ev: Evidence) -> CheckResult:
+    if ev.model is None:
+        return CheckResult(name="real_model", passed=True, reason="no model involved")
+    return CheckResult(
+        name="real_model",
+        passed=not ev.model.synthetic,
+        numbers={"model": ev.model.name},
+        reason=f"{'synthetic' if ev.model.synthetic else 'real'} weights from {ev.model.source}",
+    )
+
+
+def check_environment_lock(ev: Evidence, policy: TrustPolicy) -> CheckResult:
+    missing = ev.lock.missing()
+    if ev.lock.git.commit and ev.lock.git.dirty is None and not policy.allow_dirty_tree:
+        missing.append(
+            "known tree state (commit given without a checkout: cannot tell if the code matches)"
+        )
+    elif ev.lock.git.dirty and not policy.allow_dirty_tree:
+        missing.append(
+            "clean git tree (uncommitted changes: the commit does not describe the code)"
+        )
+    return CheckResult(
+        name="environment_lock",
+        passed=not missing,
+        numbers={"missing": len(missing)},
+        reason="complete" if not missing else "missing: " + "; ".join(missing),
+    )
+
+
+def check_sample_size(ev: Evidence, policy: TrustPolicy) -> CheckResult:
+    ok = ev.sample_size >= policy.min_sample_size
+    return CheckResult(
+        name="sample_size",
+        passed=ok,
+        numbers={"n": ev.sample_size, "min": policy.min_sample_size},
+        reason=f"{ev.sample_size} {'>=' if ok else '<'} policy minimum {policy.min_sample_size}",
+    )
+
+
+def check_integrity(ev: Evidence) -> CheckResult:
+    failed = [c.name for c in ev.integrity if not c.passed]
+    return CheckResult(
+        name="integrity",
+        passed=not failed,
+        numbers={"checks": len(ev.integrity), "failed": len(failed)},
+        reason="all integrity checks pass" if not failed else f"failed: {', '.join(failed)}",
+    )
+
+
+def check_target_device(ev: Evidence) -> CheckResult:
+    if ev.target_device is None or ev.measured_device is None:
+        return CheckResult(
+            name="target_device", passed=True, reason="result is not device-specific"
+        )
+    ok = ev.measured_device.split(":")[0] == ev.target_device.split(":")[0]
+    return CheckResult(
+        name="target_device",
+        passed=ok,
+        numbers={"measured": ev.measured_device, "target": ev.target_device},
+        reason="measured on the device it is for"
+        if ok
+        else f"measured on {ev.measured_device} for a {ev.target_device} target (fallback)",
+    )
+
+
+def check_required(ev: Evidence, policy: TrustPolicy) -> list[CheckResult]:
+    present = {c.name: c for c in ev.integrity}
+    out = []
+    for name in policy.required_checks:
+        c = present.get(name)
+        out.append(
+            CheckResult(
+                name=f"required:{name}",
+                passed=bool(c and c.passed),
+                numbers={},
+                reason="absent: the policy requires it" if c is None else c.reason,
+            )
+        )
+    return out
+
+
+def check_reproduced(ev: Evidence, policy: TrustPolicy) -> CheckResult:
+    r = ev.reproduction
+    if r is None:
+        return CheckResult(name="reproduced", passed=False, reason="no independent re-run yet")
+    ok = r.matched
+    if r.method == "tolerance":
+        tol = (
+            policy.reproduction_rel_tolerance
+            if r.tolerance is None
+            else min(r.tolerance, policy.reproduction_rel_tolerance)
+        )
+        ok = r.max_rel_diff is not None and math.isfinite(r.max_rel_diff) and r.max_rel_diff <= tol
+        return CheckResult(
+            name="reproduced",
+            passed=ok,
+            numbers={"max_rel_diff": r.max_rel_diff, "tolerance": tol, "reference": r.reference},
+            reason=f"re-run of {r.reference} within {tol:.2%}"
+            if ok
+            else f"re-run of {r.reference} differs by {r.max_rel_diff} > {tol:.2%}",
+        )
+    return CheckResult(
+        name="reproduced",
+        passed=ok,
+        numbers={"reference": r.reference},
+        reason=f"digest {'matches' if ok else 'differs from'} {r.reference}",
+    )
+
+
+def check_dual_review(ev: Evidence, policy: TrustPolicy) -> CheckResult:
+    approvers = sorted({r.reviewer.casefold() for r in ev.reviews if r.approved})
+    rejected = sorted({r.reviewer for r in ev.reviews if not r.approved})
+    ok = len(approvers) >= policy.min_reviewers and not rejected
+    reason = (
+        f"{len(approvers)} distinct approvals"
+        if ok
+        else f"rejected by {', '.join(rejected)}"
+        if rejected
+        else f"{len(approvers)} of {policy.min_reviewers} distinct approvals"
+    )
+    return CheckResult(
+        name="dual_review",
+        passed=ok,
+        numbers={"approvals": len(approvers), "needed": policy.min_reviewers},
+        reason=reason,
+    )
+
+
+# --- the tier ---------------------------------------------------------------------------------
+
+
+def assess(ev: Evidence, policy: TrustPolicy | None = None) -> TrustAssessment:
+    """Compute the tier from the evidence; the only place a tier is decided."""
+    policy = policy or TrustPolicy()
+    t2 = [
+        check_real_data(ev),
+        check_real_model(ev),
+        check_environment_lock(ev, policy),
+        check_sample_size(ev, policy),
+        check_integrity(ev),
+        check_target_device(ev),
+        *check_required(ev, policy),
+    ]
+    t3 = [check_reproduced(ev, policy), check_dual_review(ev, policy)]
+    if not all(c.passed for c in t2):
+        tier = Tier.T1
+        missing = [f"{c.name}: {c.reason}" for c in t2 if not c.passed]
+    elif not all(c.passed for c in t3):
+        tier = Tier.T2
+        missing = [f"{c.name}: {c.reason}" for c in t3 if not c.passed]
+    else:
+        tier, missing = Tier.T3, []
+    return TrustAssessment(tier=tier, checks=t2 + t3, missing_for_next=missing)
+
+
+def reproduce_by_digest(current: str, reference_digest: str, reference: str) -> Reproduction:
+    """Exact reproduction for deterministic outputs."""
+    return Reproduction(
+        method="digest",
+        reference=reference,
+        matched=bool(current) and current == reference_digest,
+        details={},
+    )
+
+
+def reproduce_within_tolerance(
+    current: dict[str, float],
+    reference_values: dict[str, float],
+    *,
+    reference: str,
+    tolerance: float,
+) -> Reproduction:
+    """Reproduction for measured outputs: every shared figure within ``tolerance`` (relative).
+
+    Raises:
+        ValueError: when the two records share no figure to compare.
+    """
+    keys = sorted(set(current) & set(reference_values))
+    if not keys:
+        raise ValueError("reproduction needs at least one figure present in both runs")
+    diffs = {}
+    for k in keys:
+        a, b = float(current[k]), float(reference_values[k])
+        diffs[k] = (
+            abs(a - b) / max(abs(b), 1e-12) if math.isfinite(a) and math.isfinite(b) else math.inf
+        )
+    worst = max(diffs.values())
+    return Reproduction(
+        method="tolerance",
+        reference=reference,
+        matched=worst <= tolerance,
+        max_rel_diff=worst,
+        tolerance=tolerance,
+        details=diffs,
+    )
+
+
+def render_trust_markdown(a: TrustAssessment) -> str:
+    """The tier, its evidence and what is missing for the next tier, as markdown."""
+    nxt = {Tier.T1: Tier.T2, Tier.T2: Tier.T3}.get(a.tier)
+    lines = [
+        f"## Trust Tier: **{a.tier.value}**",
+        "",
+        "Computed from the checks below (gpuflows.core.evidence.trust).",
+        "",
+        checks_table(a.checks),
+        "",
+    ]
+    if nxt:
+        lines += [f"### Missing for {nxt.value}", ""] + [f"- {m}" for m in a.missing_for_next]
+    else:
+        lines.append("Highest tier reached.")
+    return "\n".join(lines) + "\n"
