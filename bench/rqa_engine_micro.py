@@ -53,8 +53,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--backends", nargs="+", default=["numba", "numpy", "torch"])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--reference-max-n", type=int, default=1000)
-    ap.add_argument("--json", type=Path, default=RESULTS / "rqa-engine-micro-cpu.json",
-                    help="write the results here")  # fmt: skip
+    ap.add_argument(
+        "--json",
+        type=Path,
+        default=RESULTS / "rqa-engine-micro-cpu.json",
+        help="write the results here",
+    )
     args = ap.parse_args(argv)
 
     rng = np.random.default_rng(0)
@@ -87,8 +91,9 @@ def main(argv: list[str] | None = None) -> dict:
                 lambda x=x, b=b: rqa_engine.sweep_histograms(x, args.m, args.tau, eps, backend=b),
                 args.repeats,
             )
-            rows.append({"N": N, "engine": b, "best_s": best, "samples_s": samples,
-                         "speedup": ref_s / best})  # fmt: skip
+            rows.append(
+                {"N": N, "engine": b, "best_s": best, "samples_s": samples, "speedup": ref_s / best}
+            )
             print(f"{N:>6} {b:>16} {best:>9.3f} {N * N * E / best:>16.3g} {ref_s / best:>12.1f}")
     top = max(args.sizes)
     at_top = [r for r in rows if r["N"] == top]

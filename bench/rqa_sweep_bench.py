@@ -279,7 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     z0 = data[(subjects[0], a.series[0])]
     ref_rows = check_reference(z0, [(ms[-1], taus[-1], len(eps) // 2, lmins[0]), (1, 1, 0, 3)], eps)
     ref_ok = all(r["histograms_identical"] and r["measures_identical"] for r in ref_rows)
-    print(f"ours == gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics (integer histograms, measures): {ref_ok} {ref_rows}")
+    print(
+        f"ours == gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics (integer histograms, measures): {ref_ok} {ref_rows}"
+    )
 
     # pyunicorn on a stated subset, scaled linearly
     pyu_version = version("pyunicorn")

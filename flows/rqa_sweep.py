@@ -88,7 +88,8 @@ class RqaSweepParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data_path: str | None = Field(
-        None, description="Gaze file (Parquet or CSV, gpuflows.pipelines.rqa_sweep.schema); empty: synthetic."
+        None,
+        description="Gaze file (Parquet or CSV, gpuflows.pipelines.rqa_sweep.schema); empty: synthetic.",
     )
     preset: Literal["smoke", "seed-test", "full"] = Field(
         "smoke", description="Grid (and synthetic data size) unless overridden below."
@@ -432,10 +433,19 @@ def main(argv: list[str] | None = None) -> int:
             kind=a.task_runner, address=a.dask_address, n_workers=a.dask_workers
         )
         params = RqaSweepParams(
-            data_path=a.data, preset=a.preset, device=a.device, m=a.m, tau=a.tau, eps=a.eps,
-            l_min=a.l_min, series=a.series, max_combinations=a.max_combinations, seed=a.seed,
-            dtype=a.dtype, task_runner=runner,
-        )  # fmt: skip
+            data_path=a.data,
+            preset=a.preset,
+            device=a.device,
+            m=a.m,
+            tau=a.tau,
+            eps=a.eps,
+            l_min=a.l_min,
+            series=a.series,
+            max_combinations=a.max_combinations,
+            seed=a.seed,
+            dtype=a.dtype,
+            task_runner=runner,
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

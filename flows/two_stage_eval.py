@@ -71,21 +71,48 @@ class TwoStageEvalParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: Literal["smoke", "full"] = Field("smoke", description="Synthetic data size when no data_path: smoke 10 pairs, full 270 (the seed's 50/50/70/50/50).")  # fmt: skip
-    data_path: str | None = Field(None, description="Benchmark .jsonl file or folder (gpuflows.pipelines.two_stage_eval.bench format); empty: synthetic.")  # fmt: skip
-    edit_model: str = Field("tiny", description="'tiny' (synthetic), 'block:<ModelSource name>', or a diffusers pipeline folder.")  # fmt: skip
-    reward_model: str = Field("tiny", description="'tiny' (synthetic), 'block:<ModelSource name>', or a transformers image-text-to-text folder.")  # fmt: skip
-    prompts_path: str | None = Field(None, description="Prompt YAML; empty: the packaged, versioned file.")  # fmt: skip
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' (GPU if any, else CPU, recorded), 'cpu' or 'cuda'.")  # fmt: skip
-    dtype: Literal["float32", "float16", "bfloat16"] = Field("float32", description="Weight dtype of both models.")  # fmt: skip
-    vram_budget_gib: float | None = Field(None, gt=0, description="Memory the models may hold on the device; default: the GPU's memory (CPU: unlimited).")  # fmt: skip
-    batch_size: int | None = Field(None, ge=1, le=256, description="Pairs per model call; empty: sized from the VRAM budget after a one-pair batch (GPU), 4 on the CPU.")  # fmt: skip
+    preset: Literal["smoke", "full"] = Field(
+        "smoke",
+        description="Synthetic data size when no data_path: smoke 10 pairs, full 270 (the seed's 50/50/70/50/50).",
+    )
+    data_path: str | None = Field(
+        None,
+        description="Benchmark .jsonl file or folder (gpuflows.pipelines.two_stage_eval.bench format); empty: synthetic.",
+    )
+    edit_model: str = Field(
+        "tiny",
+        description="'tiny' (synthetic), 'block:<ModelSource name>', or a diffusers pipeline folder.",
+    )
+    reward_model: str = Field(
+        "tiny",
+        description="'tiny' (synthetic), 'block:<ModelSource name>', or a transformers image-text-to-text folder.",
+    )
+    prompts_path: str | None = Field(
+        None, description="Prompt YAML; empty: the packaged, versioned file."
+    )
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="'auto' (GPU if any, else CPU, recorded), 'cpu' or 'cuda'."
+    )
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="Weight dtype of both models."
+    )
+    vram_budget_gib: float | None = Field(
+        None,
+        gt=0,
+        description="Memory the models may hold on the device; default: the GPU's memory (CPU: unlimited).",
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Pairs per model call; empty: sized from the VRAM budget after a one-pair batch (GPU), 4 on the CPU.",
+    )
     steps: int = Field(4, ge=1, le=200, description="Diffusion steps per edit.")
     guidance: float = Field(7.5, ge=0, description="Text guidance scale.")
-    image_guidance: float = Field(1.5, ge=0, description="Image guidance scale (InstructPix2Pix).")  # fmt: skip
+    image_guidance: float = Field(1.5, ge=0, description="Image guidance scale (InstructPix2Pix).")
     max_new_tokens: int = Field(32, ge=1, le=1024, description="Longest reward answer.")
     seed: int = Field(0, ge=0, description="Seed of the data generator, the edits and the lock.")
-    monitor_interval_s: float = Field(1.0, gt=0, description="GPU monitor sampling interval (s).")  # fmt: skip
+    monitor_interval_s: float = Field(1.0, gt=0, description="GPU monitor sampling interval (s).")
 
 
 def _capacity(p: TwoStageEvalParams, choice: DeviceChoice, needs: dict[str, VramEstimate]) -> int:
@@ -122,7 +149,11 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     log = get_run_logger()
     p = params
     # -- everything that can be wrong is checked before a model loads ----------------------------
-    data = Path(p.data_path) if p.data_path else results_root() / "two-stage-eval" / f"data-{p.preset}-seed{p.seed}"  # fmt: skip
+    data = (
+        Path(p.data_path)
+        if p.data_path
+        else results_root() / "two-stage-eval" / f"data-{p.preset}-seed{p.seed}"
+    )
     if not p.data_path:
         generate_benchmark(data, p.preset, seed=p.seed)
     loaded = load_benchmark(data)
@@ -131,7 +162,12 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     prompts = load_prompts(p.prompts_path)
     choice = pick_device(p.device)
     models = {k: resolve_model(getattr(p, f"{k}_model"), k, p.dtype) for k in ("edit", "reward")}
-    needs = {k: need_from_weights(m.path, m.dtype, activation_margin=ACTIVATION_MARGIN, name=f"{k} model") for k, m in models.items()}  # fmt: skip
+    needs = {
+        k: need_from_weights(
+            m.path, m.dtype, activation_margin=ACTIVATION_MARGIN, name=f"{k} model"
+        )
+        for k, m in models.items()
+    }
     capacity = _capacity(p, choice, needs)
     mgr = ResidencyManager(choice.device, capacity)
     try:
@@ -139,15 +175,32 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
             mgr.require_fits(f"{k} model ({models[k].source})", needs[k])
     except ResidencyError as exc:
         raise InputError(str(exc)) from None
-    ref = DatasetRef(name="two-stage-eval-bench", version=prompts.version, digest=loaded.digest(),
-                     synthetic=is_synthetic(data), description=str(data))  # fmt: skip
+    ref = DatasetRef(
+        name="two-stage-eval-bench",
+        version=prompts.version,
+        digest=loaded.digest(),
+        synthetic=is_synthetic(data),
+        description=str(data),
+    )
     lock = build_lock(seed=p.seed, dataset=ref, device=choice, parameters=p.model_dump(mode="json"))
 
     # -- models load on the host; the manager places them --------------------------------------
     m = models["edit"]
-    edit_model = load_edit_model(m.path, dtype=m.dtype, device="cpu", trust_remote_code=m.trust_remote_code, use_safetensors=m.use_safetensors)  # fmt: skip
+    edit_model = load_edit_model(
+        m.path,
+        dtype=m.dtype,
+        device="cpu",
+        trust_remote_code=m.trust_remote_code,
+        use_safetensors=m.use_safetensors,
+    )
     m = models["reward"]
-    reward = load_reward_model(m.path, dtype=m.dtype, device="cpu", trust_remote_code=m.trust_remote_code, use_safetensors=m.use_safetensors)  # fmt: skip
+    reward = load_reward_model(
+        m.path,
+        dtype=m.dtype,
+        device="cpu",
+        trust_remote_code=m.trust_remote_code,
+        use_safetensors=m.use_safetensors,
+    )
     mgr.register("edit", edit_model, needs["edit"])
     mgr.register("score", reward, needs["reward"])
     fps = {k: model_fingerprint(m.path) for k, m in models.items()}
@@ -157,22 +210,53 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     # each pair's noise seed comes from its id, not its position: reordering the data or adding
     # pairs never changes an edit, so the checkpoint key (which has no position) stays exact
     indices = {q.pair_id: int(bytes_digest(q.pair_id.encode())[-8:], 16) for q in pairs}
-    progress = RunProgress(PROGRESS_KEY, total=2 * len(pairs), what="pair-stages", min_interval_s=0.5)  # fmt: skip
-    edit_settings = {"seed": p.seed, "steps": p.steps, "guidance": p.guidance, "image_guidance": p.image_guidance, "dtype": models["edit"].dtype}  # fmt: skip
-    score_settings = {"max_new_tokens": p.max_new_tokens, "constrain_to_score": reward.synthetic,
-                      "score_range": (0, 10), "dtype": models["reward"].dtype}  # fmt: skip
+    progress = RunProgress(
+        PROGRESS_KEY, total=2 * len(pairs), what="pair-stages", min_interval_s=0.5
+    )
+    edit_settings = {
+        "seed": p.seed,
+        "steps": p.steps,
+        "guidance": p.guidance,
+        "image_guidance": p.image_guidance,
+        "dtype": models["edit"].dtype,
+    }
+    score_settings = {
+        "max_new_tokens": p.max_new_tokens,
+        "constrain_to_score": reward.synthetic,
+        "score_range": (0, 10),
+        "dtype": models["reward"].dtype,
+    }
     hold = _hold(p, needs, capacity)
     with (
-        gpu_monitor(interval_s=p.monitor_interval_s, key=MONITOR_KEY,
-                    title=f"two-stage-eval on {choice.device}") as monitor,
+        gpu_monitor(
+            interval_s=p.monitor_interval_s,
+            key=MONITOR_KEY,
+            title=f"two-stage-eval on {choice.device}",
+        ) as monitor,
         vram_budget(hold, device=choice) as grant,
-    ):  # fmt: skip
-        edits, edit_batches = edit_stage(pairs, indices, mgr, Ledger(ckpt / "edit.jsonl"),
-                                         ckpt / "edited", fps["edit"], edit_settings,
-                                         p.batch_size, progress)  # fmt: skip
-        scores, score_batches = score_stage(pairs, edits, mgr, Ledger(ckpt / "score.jsonl"),
-                                            prompts, fps["reward"], score_settings,
-                                            p.batch_size, progress)  # fmt: skip
+    ):
+        edits, edit_batches = edit_stage(
+            pairs,
+            indices,
+            mgr,
+            Ledger(ckpt / "edit.jsonl"),
+            ckpt / "edited",
+            fps["edit"],
+            edit_settings,
+            p.batch_size,
+            progress,
+        )
+        scores, score_batches = score_stage(
+            pairs,
+            edits,
+            mgr,
+            Ledger(ckpt / "score.jsonl"),
+            prompts,
+            fps["reward"],
+            score_settings,
+            p.batch_size,
+            progress,
+        )
     batching = {"edit": edit_batches, "score": score_batches}
 
     # -- report ------------------------------------------------------------------------------
@@ -190,13 +274,15 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     synthetic_model = edit_model.synthetic or reward.synthetic
     evidence = Evidence(
         synthetic_data=ref.synthetic,
-        data_note="synthetic scenes (gpuflows.pipelines.two_stage_eval.synth)" if ref.synthetic else str(data),
+        data_note="synthetic scenes (gpuflows.pipelines.two_stage_eval.synth)"
+        if ref.synthetic
+        else str(data),
         model=ModelRef(
             name="edit+reward",
             source=f"{models['edit'].source} + {models['reward'].source}",
             synthetic=synthetic_model,
             digest=bytes_digest(f"{fps['edit']}+{fps['reward']}".encode()),  # both models
-        ),  # fmt: skip
+        ),
         lock=lock,
         sample_size=summary["overall"]["n_scored"],
         integrity=[
@@ -206,34 +292,69 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
                 numbers={"pairs": len(pairs), "records": len(scores)},
                 reason=f"{len(scores)} records for {len(pairs)} pairs",
             )
-        ],  # fmt: skip
+        ],
         measured_device=choice.kind,
         target_device="cuda",
     )
     assessment = assess(evidence)
-    body = _report_md(p, loaded, summary, planned, planned_one, moved, needs, capacity, failed, choice.device)  # fmt: skip
+    body = _report_md(
+        p, loaded, summary, planned, planned_one, moved, needs, capacity, failed, choice.device
+    )
     body += _resources_md(grant, batching, monitor.report)
     watched = _monitor_record(monitor.report)
     published = publish_tiered_report(
-        key=REPORT_KEY, title="Two-stage edit-and-score evaluation", body_md=body,
-        assessment=assessment, lock=lock, out_dir=out,
-        payload={"summary": summary, "swaps_planned": planned, "swaps_planned_one_model": planned_one, "moves": moved,
-                 "move_records": [vars(m) for m in mgr.moves], "failed": failed,
-                 "rejected": [vars(r) for r in loaded.rejected], "checkpoint": str(ckpt),
-                 "needs": {k: v.model_dump() for k, v in needs.items()}, "capacity_bytes": capacity,
-                 "vram_grant": grant.model_dump(mode="json"), "batching": batching,
-                 "gpu_monitor": watched,
-                 "models": {k: {"source": m.source, "path": str(m.path), "dtype": m.dtype,
-                                "fingerprint": fps[k]} for k, m in models.items()}},
-    )  # fmt: skip
-    log.info("two-stage-eval: %s, %d scored, %d failed, %d swap(s)", assessment.tier.value,
-             summary["overall"]["n_scored"], len(failed), moved["swaps"])  # fmt: skip
-    return {"tier": assessment.tier.value, "summary": summary, "swaps": moved["swaps"],
-            "swaps_planned": planned, "swaps_planned_one_model": planned_one,
-            "report": published, "failed": failed,
-            "rejected": len(loaded.rejected), "device": choice.device, "batching": batching,
+        key=REPORT_KEY,
+        title="Two-stage edit-and-score evaluation",
+        body_md=body,
+        assessment=assessment,
+        lock=lock,
+        out_dir=out,
+        payload={
+            "summary": summary,
+            "swaps_planned": planned,
+            "swaps_planned_one_model": planned_one,
+            "moves": moved,
+            "move_records": [vars(m) for m in mgr.moves],
+            "failed": failed,
+            "rejected": [vars(r) for r in loaded.rejected],
+            "checkpoint": str(ckpt),
+            "needs": {k: v.model_dump() for k, v in needs.items()},
+            "capacity_bytes": capacity,
             "vram_grant": grant.model_dump(mode="json"),
-            "gpu_monitor": watched}  # fmt: skip
+            "batching": batching,
+            "gpu_monitor": watched,
+            "models": {
+                k: {
+                    "source": m.source,
+                    "path": str(m.path),
+                    "dtype": m.dtype,
+                    "fingerprint": fps[k],
+                }
+                for k, m in models.items()
+            },
+        },
+    )
+    log.info(
+        "two-stage-eval: %s, %d scored, %d failed, %d swap(s)",
+        assessment.tier.value,
+        summary["overall"]["n_scored"],
+        len(failed),
+        moved["swaps"],
+    )
+    return {
+        "tier": assessment.tier.value,
+        "summary": summary,
+        "swaps": moved["swaps"],
+        "swaps_planned": planned,
+        "swaps_planned_one_model": planned_one,
+        "report": published,
+        "failed": failed,
+        "rejected": len(loaded.rejected),
+        "device": choice.device,
+        "batching": batching,
+        "vram_grant": grant.model_dump(mode="json"),
+        "gpu_monitor": watched,
+    }
 
 
 def _gib(n: int) -> str:
@@ -241,8 +362,12 @@ def _gib(n: int) -> str:
 
 
 def _monitor_record(report: MonitorReport) -> dict:
-    return {"samples": report.samples, "reason": report.reason, "summary": report.summary,
-            "plot": None if report.png_path is None else str(report.png_path)}  # fmt: skip
+    return {
+        "samples": report.samples,
+        "reason": report.reason,
+        "summary": report.summary,
+        "plot": None if report.png_path is None else str(report.png_path),
+    }
 
 
 def _resources_md(grant: VramGrant, batching: dict, monitor: MonitorReport) -> str:
@@ -254,8 +379,14 @@ def _resources_md(grant: VramGrant, batching: dict, monitor: MonitorReport) -> s
     )
     lines = ["", "", f"VRAM budget: {held}.", "", "Batches:"]
     for stage, b in batching.items():
-        alone = f"; {b['items_oom']} pair(s) out of memory alone, retried by the next run" if b["items_oom"] else ""  # fmt: skip
-        lines.append(f"- {stage}: {b['size']} per call ({b['basis']}; OOM halvings {b['oom_halvings']}{alone})")  # fmt: skip
+        alone = (
+            f"; {b['items_oom']} pair(s) out of memory alone, retried by the next run"
+            if b["items_oom"]
+            else ""
+        )
+        lines.append(
+            f"- {stage}: {b['size']} per call ({b['basis']}; OOM halvings {b['oom_halvings']}{alone})"
+        )
     seen = (
         f"{monitor.samples} samples, peak memory "
         + ", ".join(f"GPU {r['gpu_index']} {r['memory_max_used_mib']} MiB" for r in monitor.summary)
@@ -266,7 +397,9 @@ def _resources_md(grant: VramGrant, batching: dict, monitor: MonitorReport) -> s
     return "\n".join(lines)
 
 
-def _report_md(p, loaded, summary, planned, planned_one, moved, needs, capacity, failed, device) -> str:  # fmt: skip
+def _report_md(
+    p, loaded, summary, planned, planned_one, moved, needs, capacity, failed, device
+) -> str:
     gbps = moved["gb_per_s"]
     lines = [
         f"Pairs: {len(loaded.pairs)} valid, {len(loaded.rejected)} rejected; device {device}.",
@@ -302,7 +435,9 @@ def _report_md(p, loaded, summary, planned, planned_one, moved, needs, capacity,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m flows.two_stage_eval", description=__doc__.split("\n\n")[0])  # fmt: skip
+    ap = argparse.ArgumentParser(
+        prog="python -m flows.two_stage_eval", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--preset", default="smoke", choices=["smoke", "full"])
     ap.add_argument("--data")
     ap.add_argument("--edit-model", default="tiny")
@@ -321,22 +456,35 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     try:
         params = TwoStageEvalParams(
-            preset=a.preset, data_path=a.data, edit_model=a.edit_model, reward_model=a.reward_model,
-            device=a.device, dtype=a.dtype, vram_budget_gib=a.vram_budget_gib,
-            batch_size=a.batch_size, steps=a.steps, seed=a.seed, prompts_path=a.prompts,
-            guidance=a.guidance, max_new_tokens=a.max_new_tokens,
-        )  # fmt: skip
+            preset=a.preset,
+            data_path=a.data,
+            edit_model=a.edit_model,
+            reward_model=a.reward_model,
+            device=a.device,
+            dtype=a.dtype,
+            vram_budget_gib=a.vram_budget_gib,
+            batch_size=a.batch_size,
+            steps=a.steps,
+            seed=a.seed,
+            prompts_path=a.prompts,
+            guidance=a.guidance,
+            max_new_tokens=a.max_new_tokens,
+        )
         out = two_stage_eval(params)
     except (ValueError, InputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     o = out["summary"]["overall"]
-    print(f"\ntwo-stage-eval finished: {out['tier']} on {out['device']}: {o['n_scored']} scored, "
-          f"{o['n_failed']} failed, {out['rejected']} rejected; swaps {out['swaps']} "
-          f"(naive {out['swaps_planned']['naive']}, per-category {out['swaps_planned']['per_category']})")  # fmt: skip
+    print(
+        f"\ntwo-stage-eval finished: {out['tier']} on {out['device']}: {o['n_scored']} scored, "
+        f"{o['n_failed']} failed, {out['rejected']} rejected; swaps {out['swaps']} "
+        f"(naive {out['swaps_planned']['naive']}, per-category {out['swaps_planned']['per_category']})"
+    )
     one = out["swaps_planned_one_model"]
-    print(f"  swaps with a budget for one model: naive {one['naive']}, per-category "
-          f"{one['per_category']}, ours {one['ours']}")  # fmt: skip
+    print(
+        f"  swaps with a budget for one model: naive {one['naive']}, per-category "
+        f"{one['per_category']}, ours {one['ours']}"
+    )
     print(f"  report: {out['report']['markdown']}")
     return 0
 

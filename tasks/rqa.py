@@ -67,13 +67,28 @@ def _sweep_one(arr, m, tau, eps, *, metric, theiler, normalize, tile, device, dt
         import torch
 
         return rqa_engine.sweep_histograms(
-            arr, m, tau, eps, metric=metric, theiler=theiler, normalize=normalize,
-            backend="torch", tile=tile, device=torch.device(device), dtype=dtype,
-        )  # fmt: skip
+            arr,
+            m,
+            tau,
+            eps,
+            metric=metric,
+            theiler=theiler,
+            normalize=normalize,
+            backend="torch",
+            tile=tile,
+            device=torch.device(device),
+            dtype=dtype,
+        )
     return rqa_engine.sweep_histograms(
-        arr, m, tau, eps, metric=metric, theiler=theiler, normalize=normalize,
+        arr,
+        m,
+        tau,
+        eps,
+        metric=metric,
+        theiler=theiler,
+        normalize=normalize,
         backend=cpu_backend(),
-    )  # fmt: skip
+    )
 
 
 @task(
@@ -133,7 +148,7 @@ def rqa_mt(
                         tile=tile,
                         device=dev,
                         dtype=dtype,
-                    ),  # fmt: skip
+                    ),
                     batch_size=tile0,
                     device=choice.device,
                     min_batch_size=16,
@@ -142,9 +157,17 @@ def rqa_mt(
             devices_used.add(rec.final.device)
         else:
             h = _sweep_one(
-                arr, m, tau, eps, metric=metric, theiler=theiler, normalize=normalize,
-                tile=None, device="cpu", dtype=dtype,
-            )  # fmt: skip
+                arr,
+                m,
+                tau,
+                eps,
+                metric=metric,
+                theiler=theiler,
+                normalize=normalize,
+                tile=None,
+                device="cpu",
+                dtype=dtype,
+            )
             devices_used.add("cpu")
         backends.add(h.backend)
         if h.flipped_pairs is not None:
@@ -161,8 +184,14 @@ def rqa_mt(
     seconds = time.perf_counter() - t0
     get_run_logger().info(
         "m=%d tau=%d: %d series x %d eps x %d l_min in %.2f s (%s)",
-        m, tau, len(series), len(eps), len(l_min), seconds, ",".join(sorted(backends)),
-    )  # fmt: skip
+        m,
+        tau,
+        len(series),
+        len(eps),
+        len(l_min),
+        seconds,
+        ",".join(sorted(backends)),
+    )
     return {
         "columns": cols,
         "backend": ",".join(sorted(backends)),

@@ -57,9 +57,15 @@ def score_key(
     edited_digest: str, pair: EditPair, prompts: PromptSet, model_fp: str, settings: dict
 ) -> str:
     rendered = prompts.render(pair.category, pair.instruction, pair.description)
-    return item_key(stage="score", image=edited_digest, pair=pair.pair_id,
-                    prompt=value_digest(list(rendered)), prompts=prompts.digest, model=model_fp,
-                    **settings)  # fmt: skip
+    return item_key(
+        stage="score",
+        image=edited_digest,
+        pair=pair.pair_id,
+        prompt=value_digest(list(rendered)),
+        prompts=prompts.digest,
+        model=model_fp,
+        **settings,
+    )
 
 
 def _to_do(done: dict[str, dict], key: str) -> bool:
@@ -96,14 +102,23 @@ def edit_stage(
     log = get_run_logger()
     done = ledger.latest()
     keys = {p.pair_id: edit_key(p, model_fp, settings) for p in pairs}
-    lost = [p for p in pairs if keys[p.pair_id] in done and not edited_intact(done[keys[p.pair_id]])]  # fmt: skip
+    lost = [
+        p for p in pairs if keys[p.pair_id] in done and not edited_intact(done[keys[p.pair_id]])
+    ]
     redo = {p.pair_id for p in lost}
     todo = [p for p in pairs if _to_do(done, keys[p.pair_id]) or p.pair_id in redo]
-    log.info("stage 1: %d of %d pairs to edit (%d from the checkpoint)", len(todo), len(pairs),
-             len(pairs) - len(todo))  # fmt: skip
+    log.info(
+        "stage 1: %d of %d pairs to edit (%d from the checkpoint)",
+        len(todo),
+        len(pairs),
+        len(pairs) - len(todo),
+    )
     if lost:
-        log.warning("stage 1: %d edited image(s) missing or changed on disk, edited again: %s",
-                    len(lost), ", ".join(p.pair_id for p in lost[:10]))  # fmt: skip
+        log.warning(
+            "stage 1: %d edited image(s) missing or changed on disk, edited again: %s",
+            len(lost),
+            ", ".join(p.pair_id for p in lost[:10]),
+        )
     if progress is not None:
         progress.advance(len(pairs) - len(todo))
     sizer = BatchSizer(batch_size, mgr.device, mgr.capacity_bytes)
@@ -131,18 +146,32 @@ def edit_stage(
                     try:
                         ok.append((p, decode_image(p)))
                     except PairError as exc:
-                        ledger.append({"key": keys[p.pair_id], "pair_id": p.pair_id,
-                                       "category": p.category, "edited": None,
-                                       "edited_digest": None, "error": str(exc)})  # fmt: skip
+                        ledger.append(
+                            {
+                                "key": keys[p.pair_id],
+                                "pair_id": p.pair_id,
+                                "category": p.category,
+                                "edited": None,
+                                "edited_digest": None,
+                                "error": str(exc),
+                            }
+                        )
                         EXECUTED.append(("edit", p.pair_id))
                 edited = sizer.run(ok, run_edit) if ok else []
                 per = (time.perf_counter() - t0) / len(batch)
                 for (p, _), im in zip(ok, edited, strict=True):
                     if isinstance(im, ItemOOM):
-                        ledger.append({"key": keys[p.pair_id], "pair_id": p.pair_id,
-                                       "category": p.category, "edited": None,
-                                       "edited_digest": None, "retry": True,
-                                       "error": im.message(mgr.capacity_bytes)})  # fmt: skip
+                        ledger.append(
+                            {
+                                "key": keys[p.pair_id],
+                                "pair_id": p.pair_id,
+                                "category": p.category,
+                                "edited": None,
+                                "edited_digest": None,
+                                "retry": True,
+                                "error": im.message(mgr.capacity_bytes),
+                            }
+                        )
                         EXECUTED.append(("edit", p.pair_id))
                         continue
                     buf = io.BytesIO()
@@ -151,9 +180,15 @@ def edit_stage(
                     digest = bytes_digest(data)
                     path = out_dir / f"{p.pair_id}-{digest.split(':')[-1][:16]}.png"
                     atomic_write_bytes(path, data)  # the file first, then its record
-                    rec = {"key": keys[p.pair_id], "pair_id": p.pair_id, "category": p.category,
-                           "edited": str(path), "edited_digest": digest, "seconds": per,
-                           "error": None}  # fmt: skip
+                    rec = {
+                        "key": keys[p.pair_id],
+                        "pair_id": p.pair_id,
+                        "category": p.category,
+                        "edited": str(path),
+                        "edited_digest": digest,
+                        "seconds": per,
+                        "error": None,
+                    }
                     ledger.append(rec)
                     EXECUTED.append(("edit", p.pair_id))
                 if progress is not None:
@@ -187,18 +222,28 @@ def score_stage(
     log = get_run_logger()
     done = ledger.latest()
     unedited = {
-        p.pair_id: {"pair_id": p.pair_id, "category": p.category, "answer": None, "score": None,
-                    "error": f"stage 1 (edit) failed: {edits[p.pair_id].get('error')}"}
-        for p in pairs if edits[p.pair_id].get("edited_digest") is None
-    }  # fmt: skip
+        p.pair_id: {
+            "pair_id": p.pair_id,
+            "category": p.category,
+            "answer": None,
+            "score": None,
+            "error": f"stage 1 (edit) failed: {edits[p.pair_id].get('error')}",
+        }
+        for p in pairs
+        if edits[p.pair_id].get("edited_digest") is None
+    }
     pairs = [p for p in pairs if p.pair_id not in unedited]
     keys = {
         p.pair_id: score_key(edits[p.pair_id]["edited_digest"], p, prompts, model_fp, settings)
         for p in pairs
     }
     todo = [p for p in pairs if _to_do(done, keys[p.pair_id])]
-    log.info("stage 2: %d of %d pairs to score (%d from the checkpoint)", len(todo), len(pairs),
-             len(pairs) - len(todo))  # fmt: skip
+    log.info(
+        "stage 2: %d of %d pairs to score (%d from the checkpoint)",
+        len(todo),
+        len(pairs),
+        len(pairs) - len(todo),
+    )
     if progress is not None:
         progress.advance(len(pairs) - len(todo) + len(unedited))
     lo, hi = settings["score_range"]
@@ -236,9 +281,17 @@ def score_stage(
                             score, error = parse_score(ans, lo=lo, hi=hi), None
                         except ScoreParseError as exc:
                             score, error = None, str(exc)
-                    ledger.append({"key": keys[p.pair_id], "pair_id": p.pair_id,
-                                   "category": p.category, "answer": ans, "score": score,
-                                   "error": error, "retry": retry})  # fmt: skip
+                    ledger.append(
+                        {
+                            "key": keys[p.pair_id],
+                            "pair_id": p.pair_id,
+                            "category": p.category,
+                            "answer": ans,
+                            "score": score,
+                            "error": error,
+                            "retry": retry,
+                        }
+                    )
                     EXECUTED.append(("score", p.pair_id))
                 if progress is not None:
                     progress.advance(len(batch))

@@ -46,8 +46,9 @@ def pytest_runtest_setup(item):
     """With REQUIRE_GPU=1 a `gpu` test on a host without CUDA is a failure, not a skip or xfail:
     `make test-gpu` must not pass on a machine whose GPU is missing or unusable."""
     if item.get_closest_marker("gpu") and _gpu_required() and not _cuda_available():
-        pytest.fail("REQUIRE_GPU=1 but no CUDA device (torch.cuda.is_available() is False)",
-                    pytrace=False)  # fmt: skip
+        pytest.fail(
+            "REQUIRE_GPU=1 but no CUDA device (torch.cuda.is_available() is False)", pytrace=False
+        )
 
 
 @pytest.fixture(scope="session")

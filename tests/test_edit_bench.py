@@ -65,8 +65,11 @@ def test_smoke_round_trip(smoke):
 def test_full_preset_has_the_seed_sizes(tmp_path):
     res = load_benchmark(generate_benchmark(tmp_path, preset="full", seed=0, image_size=16))
     assert len(res) == 270 and not res.rejected
-    assert res.sizes() == PRESETS["full"] == {"physical": 50, "environment": 50, "social": 70,
-                                              "causal": 50, "referential": 50}  # fmt: skip
+    assert (
+        res.sizes()
+        == PRESETS["full"]
+        == {"physical": 50, "environment": 50, "social": 70, "causal": 50, "referential": 50}
+    )
 
 
 def test_generator_is_byte_identical_per_seed(smoke, tmp_path):
@@ -76,7 +79,9 @@ def test_generator_is_byte_identical_per_seed(smoke, tmp_path):
     assert read_manifest(other)["digest"] != read_manifest(smoke)["digest"]
     # a pair is the same whichever preset holds it
     full = generate_benchmark(tmp_path / "c", "full", seed=3, image_size=64)
-    assert (full / "images/social-001.png").read_bytes() == (smoke / "images/social-001.png").read_bytes()  # fmt: skip
+    assert (full / "images/social-001.png").read_bytes() == (
+        smoke / "images/social-001.png"
+    ).read_bytes()
     with pytest.raises(InputError, match="preset"):
         generate_benchmark(tmp_path / "d", preset="huge")
 
@@ -90,53 +95,99 @@ def test_bad_pairs_are_rejected_with_pair_and_field(smoke, png, tmp_path):
     recs = [
         {"pair_id": "ok-b64", "category": "物理", **good},
         {"pair_id": "ok-path", "category": "causal", **good, "image": "imgs/a.png"},
-        {"pair_id": "ok-url", "category": "Social", **good, "image": "data:image/png;base64," + b64},
+        {
+            "pair_id": "ok-url",
+            "category": "Social",
+            **good,
+            "image": "data:image/png;base64," + b64,
+        },
         {"pair_id": "bad-cat", "category": "cosmic", **good},
         {"pair_id": "no-cat", **good},
         {"pair_id": "bad-instr", "category": "social", **good, "instruction": "  "},
         {"pair_id": "no-instr", "category": "social", "image": b64},
         {"pair_id": "bad-b64", "category": "social", **good, "image": "not base64 at all !!"},
-        {"pair_id": "bad-img", "category": "social", **good, "image": base64.b64encode(b"GIF89 junk").decode()},
-        {"pair_id": "cut-png", "category": "social", **good, "image": base64.b64encode(png[:60]).decode()},
-        {"pair_id": "cut-jpeg", "category": "social", **good, "image": base64.b64encode(cut_jpeg).decode()},
+        {
+            "pair_id": "bad-img",
+            "category": "social",
+            **good,
+            "image": base64.b64encode(b"GIF89 junk").decode(),
+        },
+        {
+            "pair_id": "cut-png",
+            "category": "social",
+            **good,
+            "image": base64.b64encode(png[:60]).decode(),
+        },
+        {
+            "pair_id": "cut-jpeg",
+            "category": "social",
+            **good,
+            "image": base64.b64encode(cut_jpeg).decode(),
+        },
         {"pair_id": "bad-path", "category": "social", **good, "image": "imgs/missing.png"},
         {"category": "social", **good},
         ["not", "an", "object"],
-    ]  # fmt: skip
+    ]
     res = load_benchmark(_write(tmp_path / "data.jsonl", recs, ["{broken json"]))
     assert [p.pair_id for p in res.pairs] == ["ok-b64", "ok-path", "ok-url"]
     assert [p.category for p in res.pairs] == ["physical", "causal", "social"]
     assert Path(res.pairs[1].image) == tmp_path / "imgs" / "a.png"  # resolved against the file
     why = {r.pair_id: r for r in res.rejected if r.pair_id}
-    expect = {"bad-cat": ("category", "cosmic"), "no-cat": ("category", "missing"),
-              "bad-instr": ("instruction", "empty"), "no-instr": ("instruction", "missing"),
-              "bad-b64": ("image", "base64"), "bad-img": ("image", "does not decode"),
-              "cut-png": ("image", "does not decode"), "cut-jpeg": ("image", "truncated"), "bad-path": ("image", "does not exist")}  # fmt: skip
+    expect = {
+        "bad-cat": ("category", "cosmic"),
+        "no-cat": ("category", "missing"),
+        "bad-instr": ("instruction", "empty"),
+        "no-instr": ("instruction", "missing"),
+        "bad-b64": ("image", "base64"),
+        "bad-img": ("image", "does not decode"),
+        "cut-png": ("image", "does not decode"),
+        "cut-jpeg": ("image", "truncated"),
+        "bad-path": ("image", "does not exist"),
+    }
     for pid, (fld, text) in expect.items():
         r = why[pid]
         assert r.field == fld and text in r.reason, (pid, r)
         assert pid in str(r) and fld in str(r) and r.where.startswith("data.jsonl:")
     anonymous = sorted((r.field, r.where) for r in res.rejected if r.pair_id is None)
-    assert anonymous == [("pair_id", "data.jsonl:13"), ("record", "data.jsonl:14"),
-                         ("record", "data.jsonl:15")]  # fmt: skip
+    assert anonymous == [
+        ("pair_id", "data.jsonl:13"),
+        ("record", "data.jsonl:14"),
+        ("record", "data.jsonl:15"),
+    ]
     assert "not valid JSON" in next(r.reason for r in res.rejected if r.where == "data.jsonl:15")
 
 
 def test_folder_per_category_and_json_shapes(png, tmp_path):
     (tmp_path / "img.png").write_bytes(png)
     rec = {"image": "img.png", "instruction": "do it", "description": "d"}
-    _write(tmp_path / "物理.jsonl", [{"pair_id": "p1", **rec}, {"pair_id": "p2", "category": "social", **rec}])  # fmt: skip
+    _write(
+        tmp_path / "物理.jsonl",
+        [{"pair_id": "p1", **rec}, {"pair_id": "p2", "category": "social", **rec}],
+    )
     (tmp_path / "social.json").write_text(json.dumps([{"pair_id": "s1", **rec}]))
-    (tmp_path / "extra.json").write_text(json.dumps(
-        {"因果": [{"pair_id": "c1", **rec}], "referential": [{"pair_id": "r1", **rec}]}))  # fmt: skip
+    (tmp_path / "extra.json").write_text(
+        json.dumps({"因果": [{"pair_id": "c1", **rec}], "referential": [{"pair_id": "r1", **rec}]})
+    )
     (tmp_path / "manifest.json").write_text('{"synthetic": false}')  # not data
     res = load_benchmark(tmp_path)
     assert [(p.pair_id, p.category) for p in res.pairs] == [
-        ("p1", "physical"), ("s1", "social"), ("c1", "causal"), ("r1", "referential")]  # fmt: skip
+        ("p1", "physical"),
+        ("s1", "social"),
+        ("c1", "causal"),
+        ("r1", "referential"),
+    ]
     assert [(r.pair_id, r.field) for r in res.rejected] == [("p2", "category")]
     single = tmp_path / "one" / "bench.json"
     single.parent.mkdir()
-    single.write_text(json.dumps({"pairs": [{"pair_id": "x", "category": "环境", **rec, "image": str(tmp_path / "img.png")}]}))  # fmt: skip
+    single.write_text(
+        json.dumps(
+            {
+                "pairs": [
+                    {"pair_id": "x", "category": "环境", **rec, "image": str(tmp_path / "img.png")}
+                ]
+            }
+        )
+    )
     assert [p.category for p in load_benchmark(single).pairs] == ["environment"]
 
 
@@ -149,8 +200,12 @@ def test_load_raises_only_when_nothing_is_usable_or_ids_repeat(smoke, png, tmp_p
     (tmp_path / "bad.json").write_text("[{oops")
     with pytest.raises(InputError, match=r"bad\.json.*cannot read"):
         load_benchmark(tmp_path / "bad.json")
-    rec = {"pair_id": "dup-1", "category": "social", "instruction": "x",
-           "image": base64.b64encode(png).decode()}  # fmt: skip
+    rec = {
+        "pair_id": "dup-1",
+        "category": "social",
+        "instruction": "x",
+        "image": base64.b64encode(png).decode(),
+    }
     with pytest.raises(InputError, match=r"repeated: 'dup-1' at d\.jsonl:1, d\.jsonl:3"):
         load_benchmark(_write(tmp_path / "d.jsonl", [rec, {**rec, "pair_id": "ok"}, rec]))
     with pytest.raises(InputError, match=r"no usable pair.*'e1'.*instruction"):
@@ -158,16 +213,24 @@ def test_load_raises_only_when_nothing_is_usable_or_ids_repeat(smoke, png, tmp_p
 
 
 def test_decode_and_validate_name_the_pair(png, tmp_path):
-    bad = EditPair(pair_id="b1", category="指代", image=base64.b64encode(b"nope").decode(),
-                   instruction="x")  # fmt: skip
-    missing = EditPair(pair_id="m1", category="social", image=str(tmp_path / "no.png"), instruction="x")  # fmt: skip
+    bad = EditPair(
+        pair_id="b1", category="指代", image=base64.b64encode(b"nope").decode(), instruction="x"
+    )
+    missing = EditPair(
+        pair_id="m1", category="social", image=str(tmp_path / "no.png"), instruction="x"
+    )
     for pair, text in ((bad, "does not decode"), (missing, "does not exist")):
         with pytest.raises(PairError, match=f"pair '{pair.pair_id}': image: .*{text}") as exc:
             decode_image(pair)
         assert isinstance(exc.value, InputError) and exc.value.field == "image"
-    ok = EditPair(pair_id="g1", category="causal", image=base64.b64encode(png).decode(), instruction="x")  # fmt: skip
+    ok = EditPair(
+        pair_id="g1", category="causal", image=base64.b64encode(png).decode(), instruction="x"
+    )
     good, rejected = validate_pairs([bad, ok, missing])
-    assert good == [ok] and [(r.pair_id, r.field) for r in rejected] == [("b1", "image"), ("m1", "image")]  # fmt: skip
+    assert good == [ok] and [(r.pair_id, r.field) for r in rejected] == [
+        ("b1", "image"),
+        ("m1", "image"),
+    ]
 
 
 def test_categories_accept_chinese_names():
@@ -179,7 +242,9 @@ def test_categories_accept_chinese_names():
 
 def test_pair_digest_covers_image_bytes_not_location(png, tmp_path):
     (tmp_path / "a.png").write_bytes(png)
-    as_path = EditPair(pair_id="a", category="social", image=str(tmp_path / "a.png"), instruction="x")  # fmt: skip
+    as_path = EditPair(
+        pair_id="a", category="social", image=str(tmp_path / "a.png"), instruction="x"
+    )
     as_b64 = as_path.model_copy(update={"image": base64.b64encode(png).decode()})
     assert pair_digest(as_path) == pair_digest(as_b64) == as_path.digest()
     assert pair_digest(as_path.model_copy(update={"instruction": "y"})) != pair_digest(as_path)

@@ -21,13 +21,21 @@ def test_required_gpu_missing_fails_the_run():
     env = {**os.environ, "REQUIRE_GPU": "1"}
     run = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", GPU_TEST],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 1, run.stdout[-2000:]
     assert "REQUIRE_GPU=1 but no CUDA device" in run.stdout and "1 error" in run.stdout
     env.pop("REQUIRE_GPU")
     skipped = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", GPU_TEST],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert skipped.returncode == 0 and "1 skipped" in skipped.stdout, skipped.stdout[-2000:]

@@ -80,7 +80,9 @@ def _as_pickles(src, dst):
     shutil.copytree(src, dst)
     for f in list(dst.rglob("*.safetensors")):
         # transformers: model.safetensors -> pytorch_model.bin; diffusers: <name>.bin
-        torch.save(load_file(f), f.with_name("pytorch_model.bin" if f.stem == "model" else f"{f.stem}.bin"))  # fmt: skip
+        torch.save(
+            load_file(f), f.with_name("pytorch_model.bin" if f.stem == "model" else f"{f.stem}.bin")
+        )
         f.unlink()
     return dst
 

@@ -34,13 +34,21 @@ class FakeManager:
 
 def test_seed_figures_and_ours():
     one, cap = 10, 15  # bytes: each model fits alone, not both
-    assert move_plan.compare(SEED_SIZES, one, one, cap) == {"naive": 540, "per_category": 9, "ours": 1}  # fmt: skip
+    assert move_plan.compare(SEED_SIZES, one, one, cap) == {
+        "naive": 540,
+        "per_category": 9,
+        "ours": 1,
+    }
     n, c = sum(SEED_SIZES.values()), len(SEED_SIZES)
     assert move_plan.compare_transfers(SEED_SIZES, one, one, cap) == {
-        "naive": 1 + 2 * 2 * n, "per_category": 1 + 2 * (2 * c - 1), "ours": 3,
-    }  # fmt: skip
+        "naive": 1 + 2 * 2 * n,
+        "per_category": 1 + 2 * (2 * c - 1),
+        "ours": 3,
+    }
     assert move_plan.compare(SEED_SIZES, one, one, 2 * one) == dict.fromkeys(move_plan.SCHEDULES, 0)
-    assert move_plan.compare_transfers(SEED_SIZES, one, one, 2 * one) == dict.fromkeys(move_plan.SCHEDULES, 2)  # fmt: skip
+    assert move_plan.compare_transfers(SEED_SIZES, one, one, 2 * one) == dict.fromkeys(
+        move_plan.SCHEDULES, 2
+    )
 
 
 @pytest.mark.parametrize("trial", range(30))
@@ -51,7 +59,10 @@ def test_closed_form_replay_and_manager_agree(trial):
         for name in move_plan.SCHEDULES:
             seq = [u.model for u in move_plan.schedule(name, sizes)]
             replay = move_plan.count_sequence(seq, fits_both=fits_both)
-            closed = (move_plan.swaps(name, sizes, 10, 10, cap), move_plan.transfers(name, sizes, 10, 10, cap))  # fmt: skip
+            closed = (
+                move_plan.swaps(name, sizes, 10, 10, cap),
+                move_plan.transfers(name, sizes, 10, 10, cap),
+            )
             mgr = FakeManager(2 if fits_both else 1)
             driven = move_plan.simulate(name, sizes, mgr)
             assert replay == closed, (name, sizes, fits_both)

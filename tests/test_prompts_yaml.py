@@ -10,7 +10,14 @@ from gpuflows.core.faults import InputError
 from gpuflows.pipelines.two_stage_eval.bench import CATEGORIES
 from gpuflows.pipelines.two_stage_eval.prompt_set import default_prompts_text, load_prompts
 
-PACKAGED = Path(__file__).resolve().parents[1] / "gpuflows" / "pipelines" / "two_stage_eval" / "prompts" / "two_stage_eval.yaml"
+PACKAGED = (
+    Path(__file__).resolve().parents[1]
+    / "gpuflows"
+    / "pipelines"
+    / "two_stage_eval"
+    / "prompts"
+    / "two_stage_eval.yaml"
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +36,13 @@ def test_packaged_prompts_cover_every_category():
     assert list(ps.prompts) == list(CATEGORIES) and ps.version and "Score" in ps.answer_format
     assert ps.digest == load_prompts(PACKAGED).digest  # importlib.resources finds the same file
     assert default_prompts_text()[0] == PACKAGED.read_text(encoding="utf-8")
-    topics = {"physical": "PHYSICAL", "environment": "ENVIRONMENT", "social": "SOCIAL",
-              "causal": "CAUSAL", "referential": "REFERENTIAL"}  # fmt: skip
+    topics = {
+        "physical": "PHYSICAL",
+        "environment": "ENVIRONMENT",
+        "social": "SOCIAL",
+        "causal": "CAUSAL",
+        "referential": "REFERENTIAL",
+    }
     for cat, word in topics.items():
         system, user = ps.render(cat, "make the {glass} fall", "a glass on a table")
         assert word in system and "Score: <n>" in system
@@ -65,24 +77,37 @@ def test_chinese_category_keys_are_accepted(tmp_path, doc):
 @pytest.mark.parametrize(
     ("change", "pattern"),
     [
-        (lambda d: d["categories"]["physical"].update(user="Do {instr}: {description}"),
-         r"'physical', field 'user': unknown placeholder.*instr"),
-        (lambda d: d["categories"]["causal"].update(system="Judge {0} causes"),
-         r"'causal', field 'system': unknown placeholder"),
-        (lambda d: d["categories"]["social"].update(user="only {instruction}"),
-         r"'social', field 'user': lacks placeholder.*description"),
-        (lambda d: d["categories"]["referential"].update(user="{instruction} {description} {"),
-         r"'referential', field 'user': not a valid template"),
-        (lambda d: d["categories"]["environment"].pop("system"),
-         r"'environment', field 'system': missing"),
+        (
+            lambda d: d["categories"]["physical"].update(user="Do {instr}: {description}"),
+            r"'physical', field 'user': unknown placeholder.*instr",
+        ),
+        (
+            lambda d: d["categories"]["causal"].update(system="Judge {0} causes"),
+            r"'causal', field 'system': unknown placeholder",
+        ),
+        (
+            lambda d: d["categories"]["social"].update(user="only {instruction}"),
+            r"'social', field 'user': lacks placeholder.*description",
+        ),
+        (
+            lambda d: d["categories"]["referential"].update(user="{instruction} {description} {"),
+            r"'referential', field 'user': not a valid template",
+        ),
+        (
+            lambda d: d["categories"]["environment"].pop("system"),
+            r"'environment', field 'system': missing",
+        ),
         (lambda d: d["categories"].pop("causal"), r"no prompts for \['causal'\]"),
-        (lambda d: d["categories"].update(cosmic=d["categories"]["social"]), "unknown category 'cosmic'"),  # fmt: skip
+        (
+            lambda d: d["categories"].update(cosmic=d["categories"]["social"]),
+            "unknown category 'cosmic'",
+        ),
         (lambda d: d["categories"].update({"物理": d["categories"]["physical"]}), "given twice"),
         (lambda d: d.pop("version"), "version"),
         (lambda d: d.update(version="  "), "version"),
         (lambda d: d.pop("categories"), "categories"),
     ],
-)  # fmt: skip
+)
 def test_invalid_prompt_files_name_category_and_field(tmp_path, doc, change, pattern):
     bad = copy.deepcopy(doc)
     change(bad)

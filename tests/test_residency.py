@@ -112,7 +112,9 @@ def test_no_swaps_when_both_fit_initial_loads_recorded(name):
     s = mgr.summary()
     assert (s["loads"], s["offloads"]) == (2, 0)  # the two initial loads, never a swap
     assert sorted(mgr.resident()) == ["edit", "score"]
-    assert s["transfers"] == move_plan.transfers(name, SEED_SIZES, nbytes_of(a), nbytes_of(b), 2 * nbytes_of(a))  # fmt: skip
+    assert s["transfers"] == move_plan.transfers(
+        name, SEED_SIZES, nbytes_of(a), nbytes_of(b), 2 * nbytes_of(a)
+    )
 
 
 def test_oversize_model_refused_before_any_move():
@@ -167,15 +169,21 @@ def test_split_model_reloaded_through_loader():
     first, other = split_module(), _lin()
     built = []
     mgr = ResidencyManager("cpu", nbytes_of(first))
-    mgr.register("split", first, nbytes_of(first), loader=lambda: built.append(split_module()) or built[-1])  # fmt: skip
+    mgr.register(
+        "split", first, nbytes_of(first), loader=lambda: built.append(split_module()) or built[-1]
+    )
     mgr.register("other", other, nbytes_of(other))
     assert mgr.resident() == ["split"]  # placed by its device map, not by the manager
     mgr.acquire("other")  # split is dropped, not moved
     assert mgr.get("split") is None and first.weight.device.type == "cpu"
     assert mgr.acquire("split") is built[0] and len(built) == 1
     kinds = [(r.model, r.kind, r.direction) for r in mgr.moves]
-    assert kinds == [("split", "drop", "offload"), ("other", "move", "load"),
-                     ("other", "move", "offload"), ("split", "reload", "load")]  # fmt: skip
+    assert kinds == [
+        ("split", "drop", "offload"),
+        ("other", "move", "load"),
+        ("other", "move", "offload"),
+        ("split", "reload", "load"),
+    ]
     assert mgr.summary()["gb_moved"] == 3 * nbytes_of(first) / 1e9  # the drop copies nothing
     with pytest.raises(ResidencyError, match="needs a loader: register it with loader="):
         ResidencyManager("cpu", nbytes_of(first)).register("s", split_module(), 1)
@@ -284,8 +292,9 @@ def test_pin_at_register_is_recorded_apart_and_offloads_reuse_the_buffer(fake_pi
     mgr.register(move_plan.EDIT, a, nb)
     mgr.register(move_plan.SCORE, b, nb)
     assert [(r.model, r.kind, r.direction, r.nbytes, r.pinned, r.seconds) for r in mgr.pins] == [
-        ("edit", "pin", "pin", nb, True, 0.5), ("score", "pin", "pin", nb, True, 0.5),
-    ]  # fmt: skip
+        ("edit", "pin", "pin", nb, True, 0.5),
+        ("score", "pin", "pin", nb, True, 0.5),
+    ]
     assert mgr.moves == [] and a.weight.data_ptr() in fake_pinning  # pinned before any load
     buf = a.weight.data_ptr()
 

@@ -89,16 +89,18 @@ def test_tiling_and_recompute_paths_match_reference(monkeypatch):
     refs = [_reference(*c) for c in cases]
     for (x, m, tau, eps, metric, theiler), ref in zip(cases, refs, strict=True):
         for tile in (1, 2, 7):
-            h = sweep_histograms(x, m, tau, eps, metric=metric, theiler=theiler,
-                                 backend="torch", tile=tile)  # fmt: skip
+            h = sweep_histograms(
+                x, m, tau, eps, metric=metric, theiler=theiler, backend="torch", tile=tile
+            )
             _assert_same(h, ref)
     monkeypatch.setattr("gpuflows.pipelines.rqa_sweep.engine_torch.QMATRIX_MAX_BYTES", 0)
     monkeypatch.setattr("gpuflows.pipelines.rqa_sweep.engine.QMATRIX_MAX_BYTES", 0)
     for (x, m, tau, eps, metric, theiler), ref in zip(cases, refs, strict=True):
         for backend in CPU_BACKENDS:
             kw = {"tile": 5} if backend == "torch" else {}
-            h = sweep_histograms(x, m, tau, eps, metric=metric, theiler=theiler,
-                                 backend=backend, **kw)  # fmt: skip
+            h = sweep_histograms(
+                x, m, tau, eps, metric=metric, theiler=theiler, backend=backend, **kw
+            )
             _assert_same(h, ref)
 
 
@@ -170,8 +172,7 @@ def test_float32_flips_match_brute_force(metric):
     for e, R in enumerate(r32):  # histograms are the float32 decisions' own
         np.testing.assert_array_equal(h.P_d[e], rqa.diagonal_histogram(R, 1))
         np.testing.assert_array_equal(h.P_v[e], rqa.vertical_histogram(R))
-    clear = sweep_histograms(x, 2, 1, [0.25, 0.5], metric=metric, backend="torch",
-                             dtype="float32")  # fmt: skip
+    clear = sweep_histograms(x, 2, 1, [0.25, 0.5], metric=metric, backend="torch", dtype="float32")
     assert clear.flipped_pairs == sum(_float32_flips(x, 2, 1, [0.25, 0.5], metric)[0]) == 0
 
 
@@ -224,10 +225,12 @@ def test_torch_cuda_matches_numba_and_cpu():
         np.testing.assert_array_equal(gpu.P_d, cpu.P_d)
         np.testing.assert_array_equal(gpu.P_v, cpu.P_v)
         np.testing.assert_array_equal(gpu.n_recurrences, cpu.n_recurrences)
-        f_gpu = sweep_histograms(xy, m, tau, eps, metric=metric, backend="torch",
-                                 device="cuda", dtype="float32")  # fmt: skip
-        f_cpu = sweep_histograms(xy, m, tau, eps, metric=metric, backend="torch",
-                                 device="cpu", dtype="float32")  # fmt: skip
+        f_gpu = sweep_histograms(
+            xy, m, tau, eps, metric=metric, backend="torch", device="cuda", dtype="float32"
+        )
+        f_cpu = sweep_histograms(
+            xy, m, tau, eps, metric=metric, backend="torch", device="cpu", dtype="float32"
+        )
         assert f_gpu.flipped_pairs == f_cpu.flipped_pairs
         np.testing.assert_array_equal(f_gpu.P_d, f_cpu.P_d)
 
@@ -238,12 +241,14 @@ def test_cuda_backend_identical_to_cpu_and_reference(seed):
     """The GPU path (torch on CUDA, float64) gives the CPU backends' integer histograms."""
     cuda = torch.device("cuda")
     for x, m, tau, eps, metric, theiler in _cases(8, seed):
-        gpu = sweep_histograms(x, m, tau, eps, metric=metric, theiler=theiler, backend="torch",
-                               device=cuda)  # fmt: skip
+        gpu = sweep_histograms(
+            x, m, tau, eps, metric=metric, theiler=theiler, backend="torch", device=cuda
+        )
         assert gpu.backend == "torch-cuda"
         _assert_same(gpu, _reference(x, m, tau, eps, metric, theiler))
-        cpu = sweep_histograms(x, m, tau, eps, metric=metric, theiler=theiler,
-                               backend=CPU_BACKENDS[0])  # fmt: skip
+        cpu = sweep_histograms(
+            x, m, tau, eps, metric=metric, theiler=theiler, backend=CPU_BACKENDS[0]
+        )
         assert np.array_equal(gpu.P_d, cpu.P_d) and np.array_equal(gpu.P_v, cpu.P_v)
 
 
@@ -254,7 +259,8 @@ def test_cuda_float32_flips_match_brute_force():
     v = rqa.embed(rqa.zscore(x), 2, 1)
     d = rqa.distance_matrix(v, "euclidean")
     ties = rng.choice(d[np.triu_indices(d.shape[0], 1)], 6)
-    h = sweep_histograms(x, 2, 1, ties, backend="torch", dtype="float32", tile=17,
-                         device=torch.device("cuda"))  # fmt: skip
+    h = sweep_histograms(
+        x, 2, 1, ties, backend="torch", dtype="float32", tile=17, device=torch.device("cuda")
+    )
     flips, _ = _float32_flips(x, 2, 1, ties, "euclidean")
     assert h.flipped_per_eps.tolist() == flips

@@ -153,8 +153,16 @@ def test_matches_pyunicorn_random(case):
 def test_theiler_window_matches_pyunicorn_banded_matrix(theiler):
     """pyunicorn has no Theiler window: zeroing |k| < w in its R reproduces our theiler=w."""
     for _, _, x, m, tau, eps, metric, l_min, _ in _random_cases(6, seed=theiler):
-        ours = rqa.rqa_metrics(x.astype(np.float64), m, tau, eps, l_min, metric=metric,
-                               theiler=theiler, normalize=False)  # fmt: skip
+        ours = rqa.rqa_metrics(
+            x.astype(np.float64),
+            m,
+            tau,
+            eps,
+            l_min,
+            metric=metric,
+            theiler=theiler,
+            normalize=False,
+        )
         rp = RecurrencePlot(x, dim=m, tau=tau, metric=metric, threshold=eps, silence_level=2)
         i, j = np.indices(rp.R.shape)
         rp.R = np.where(np.abs(i - j) < theiler, 0, rp.R).astype(np.int8)  # before any cache fill
@@ -272,8 +280,9 @@ def test_constant_series():
         r = rqa.rqa_metrics(x, 2, 1, 0.01, 2)  # all vectors equal: distance 0 < any eps
         assert r["RR"] == 1.0 and r["L_max"] == r["N"] - 1 and r["V_max"] == r["N"]
     # pyunicorn agrees when its float32 mean is exact (3.0), not for 0.1 (docstring point 6)
-    rp = RecurrencePlot(np.full(80, 3.0), dim=2, tau=1, normalize=True, threshold=0.01,
-                        silence_level=2)  # fmt: skip
+    rp = RecurrencePlot(
+        np.full(80, 3.0), dim=2, tau=1, normalize=True, threshold=0.01, silence_level=2
+    )
     ours = rqa.rqa_metrics(np.full(80, 3.0), 2, 1, 0.01, 2)
     _assert_matches_pyunicorn(ours, rp, 2, 2)
 
@@ -314,8 +323,9 @@ def test_metrics_from_histograms_reads_every_l_min():
         for v_min in range(1, 4):
             full = rqa.rqa_metrics(x, 3, 1, 0.8, l_min, v_min=v_min)
             n_rec = round(base["RR"] * base["N"] ** 2)
-            fast = rqa.metrics_from_histograms(base["P_d"], base["P_v"], base["N"], n_rec,
-                                               l_min, v_min)  # fmt: skip
+            fast = rqa.metrics_from_histograms(
+                base["P_d"], base["P_v"], base["N"], n_rec, l_min, v_min
+            )
             for key, value in fast.items():
                 assert value == full[key] or (math.isnan(value) and math.isnan(full[key])), key
 

@@ -27,9 +27,12 @@ def _assert_sample_matches_reference(tidy, frame, n: int, random_state: int) -> 
         sub = frame[frame["subject_id"] == row["subject_id"]]
         series = {"x": sub["x"], "y": sub["y"], "xy": sub[["x", "y"]]}[row["series"]]
         ref = rqa_metrics(
-            series.to_numpy(np.float64), int(row["m"]), int(row["tau"]), row["eps"],
+            series.to_numpy(np.float64),
+            int(row["m"]),
+            int(row["tau"]),
+            row["eps"],
             int(row["l_min"]),
-        )  # fmt: skip
+        )
         got = [row[k] for k in ("N", *METRIC_NAMES)]
         want = [ref[k] for k in ("N", *METRIC_NAMES)]
         np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
@@ -100,7 +103,7 @@ def test_rerun_executes_no_compute_task(smoke_run):
                 "l_min": list(range(2, 80)),
             },
             "max_combinations",
-        ),  # fmt: skip
+        ),
         ({"epsilon": [0.1]}, "epsilon"),
     ],
 )
@@ -186,9 +189,14 @@ def test_sigkilled_sweep_redoes_only_unfinished_tasks(prefect_harness, tmp_path)
 
 def test_float32_run_reports_flipped_pairs(prefect_harness):
     params = RqaSweepParams(
-        preset="smoke", device="cpu", dtype="float32", m=[2], tau=[1], series=["x"],
+        preset="smoke",
+        device="cpu",
+        dtype="float32",
+        m=[2],
+        tau=[1],
+        series=["x"],
         monitor_interval_s=0.2,
-    )  # fmt: skip
+    )
     out = rqa_sweep(params)
     report = json.loads(Path(out["report"]["json"]).read_text())
     assert report["dtype"] == "float32" and isinstance(report["flipped_pairs"], int)

@@ -17,8 +17,14 @@ from gpuflows.pipelines.two_stage_eval.score_stats import (
 
 def _reference(x: np.ndarray, level: float = 0.95) -> dict:
     lo, hi = stats.t.interval(level, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
-    return {"mean": np.mean(x), "std": np.std(x, ddof=1), "ci_low": lo, "ci_high": hi,
-            "min": np.min(x), "max": np.max(x)}  # fmt: skip
+    return {
+        "mean": np.mean(x),
+        "std": np.std(x, ddof=1),
+        "ci_low": lo,
+        "ci_high": hi,
+        "min": np.min(x),
+        "max": np.max(x),
+    }
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -63,8 +69,9 @@ def test_summarize_per_category_and_overall_on_random_records():
 
 
 def test_edge_cases_all_failed_and_single_score():
-    out = summarize_scores([("physical", None, "timeout"), ("物理", None, None),
-                            ("social", 7.0, None)])  # fmt: skip
+    out = summarize_scores(
+        [("physical", None, "timeout"), ("物理", None, None), ("social", 7.0, None)]
+    )
     phys, social = out["physical"], out["social"]
     assert (phys["n_scored"], phys["n_failed"]) == (0, 2)
     assert all(math.isnan(phys[k]) for k in ("mean", "std", "ci_low", "ci_high", "min", "max"))
@@ -76,15 +83,20 @@ def test_edge_cases_all_failed_and_single_score():
 
 
 def test_fixed_rows_two_tuples_and_other_categories():
-    out = summarize_scores([("causal", 4.0), ("causal", 6.0), ("extra", 1.0)], categories=CATEGORIES)  # fmt: skip
+    out = summarize_scores(
+        [("causal", 4.0), ("causal", 6.0), ("extra", 1.0)], categories=CATEGORIES
+    )
     assert list(out) == [*CATEGORIES, "extra", "overall"]
     assert out["physical"]["n_scored"] == 0 and out["causal"]["mean"] == 5.0
     assert summarize([("causal", 4.0), ("causal", None)])["causal"]["n_failed"] == 1
 
 
 def test_render_markdown():
-    table = render_markdown(summarize_scores([("social", 6.0, None), ("social", 8.0, None),
-                                              ("causal", None, "bad answer")]))  # fmt: skip
+    table = render_markdown(
+        summarize_scores(
+            [("social", 6.0, None), ("social", 8.0, None), ("causal", None, "bad answer")]
+        )
+    )
     lines = table.splitlines()
     assert lines[0].startswith("| category | scored | failed | mean | std | 95 % CI |")
     social = next(ln for ln in lines if ln.startswith("| social "))

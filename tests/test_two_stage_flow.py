@@ -152,10 +152,14 @@ def test_bad_pairs_are_reported_and_skipped(prefect_harness, results, tmp_path):
     with open(data / "social.jsonl", "a") as fh:
         for rec in (
             {"pair_id": "broken", "category": "social", "image": "no.png", "instruction": "x"},
-            {"pair_id": "empty", "category": "social", "image": "images/social-000.png",
-             "instruction": ""},
+            {
+                "pair_id": "empty",
+                "category": "social",
+                "image": "images/social-000.png",
+                "instruction": "",
+            },
             {"pair_id": "cut", "category": "social", "image": "images/cut.jpg", "instruction": "x"},
-        ):  # fmt: skip
+        ):
             fh.write(json.dumps(rec) + "\n")
     # social.jsonl implies its records' category; a file named for no category does not
     nocat = {"pair_id": "nocat", "image": "images/social-000.png", "instruction": "x"}
@@ -166,8 +170,11 @@ def test_bad_pairs_are_reported_and_skipped(prefect_harness, results, tmp_path):
     assert out["summary"]["social"]["n_failed"] == 3 and out["summary"]["overall"]["n_failed"] == 3
     report = json.loads(Path(out["report"]["json"]).read_text())
     assert {r["pair_id"]: r["field"] for r in report["rejected"]} == {
-        "broken": "image", "empty": "instruction", "cut": "image", "nocat": "category",
-    }  # fmt: skip
+        "broken": "image",
+        "empty": "instruction",
+        "cut": "image",
+        "nocat": "category",
+    }
     md = read_artifacts(REPORT_KEY)[0].data
     assert "`cut` image: does not decode" in md and "truncated" in md
 
@@ -181,8 +188,9 @@ def test_unparseable_answers_are_errors_never_numbers(prefect_harness, results, 
 
     def half_garbled(self, images, *args, **kwargs):
         answers = inner(self, images, *args, **kwargs)
-        return [a if i % 2 else "The edit follows the instruction well." for i, a in
-                enumerate(answers)]  # fmt: skip
+        return [
+            a if i % 2 else "The edit follows the instruction well." for i, a in enumerate(answers)
+        ]
 
     monkeypatch.setattr(RewardModel, "answer", half_garbled)
     out = two_stage_eval(TwoStageEvalParams(**FAST, batch_size=2))

@@ -115,7 +115,11 @@ def test_variants_beside_the_plain_weights_are_not_counted(tmp_path):
     m = _net()
     unet = tmp_path / "unet"
     unet.mkdir()
-    for name in ("diffusion_pytorch_model", "diffusion_pytorch_model.fp16", "diffusion_pytorch_model.non_ema"):  # fmt: skip
+    for name in (
+        "diffusion_pytorch_model",
+        "diffusion_pytorch_model.fp16",
+        "diffusion_pytorch_model.non_ema",
+    ):
         save_file(_sd(m), unet / f"{name}.safetensors")
     cache = tmp_path / ".cache" / "huggingface"
     cache.mkdir(parents=True)

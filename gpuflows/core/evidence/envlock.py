@@ -42,7 +42,9 @@ class DatasetRef(BaseModel):
 
     name: str
     version: str
-    digest: str = Field(description="Content digest of the data actually read (gpuflows.core.evidence.digest).")
+    digest: str = Field(
+        description="Content digest of the data actually read (gpuflows.core.evidence.digest)."
+    )
     synthetic: bool = Field(description="Generated or simulated data (caps the Trust Tier at T1).")
     description: str = ""
 

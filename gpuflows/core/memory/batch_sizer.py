@@ -114,5 +114,9 @@ class BatchSizer:
     def record(self) -> dict[str, Any]:
         """What the report shows: the size used last, why, OOM halvings, items that ran out of
         memory alone."""
-        return {"size": self.size, "basis": self.basis, "oom_halvings": self.oom_halvings,
-                "items_oom": self.items_oom}  # fmt: skip
+        return {
+            "size": self.size,
+            "basis": self.basis,
+            "oom_halvings": self.oom_halvings,
+            "items_oom": self.items_oom,
+        }

@@ -139,8 +139,12 @@ def need_from_weights(
     headers or meta-loaded torch pickles) x (1 + activation margin)."""
     files = weight_files(path)
     n_params, nbytes = files_nbytes(files, dtype)
-    kinds = sorted({"safetensors headers" if f.suffix == ".safetensors" else "torch pickle shapes"
-                    for f in files})  # fmt: skip
+    kinds = sorted(
+        {
+            "safetensors headers" if f.suffix == ".safetensors" else "torch pickle shapes"
+            for f in files
+        }
+    )
     return VramEstimate(
         nbytes=int(nbytes * (1 + activation_margin)),
         basis=f"{name}: {n_params:,} params, {nbytes / GIB:.3f} GiB weights "

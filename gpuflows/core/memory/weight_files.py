@@ -25,8 +25,20 @@ from pathlib import Path
 from gpuflows.core.evidence.digest import bytes_digest, file_digest, value_digest
 from gpuflows.core.memory.budget import dtype_bytes
 
-_ST_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-             "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}  # fmt: skip
+_ST_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+    "F8_E4M3": 1,
+    "F8_E5M2": 1,
+}
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt")
 NOT_WEIGHTS = ("optimizer", "scheduler", "rng_state", "training_args", "scaler", "trainer_state")
 WEIGHT_SUFFIXES = {".safetensors", *PICKLE_SUFFIXES, ".h5", ".msgpack", ".onnx", ".gguf", ".ot"}
@@ -101,9 +113,20 @@ def tensor_specs(f: Path) -> list[tuple[int, str]]:
     return [(t.numel(), _ST_NAME.get(str(t.dtype).removeprefix("torch."), "F32")) for t in tensors]
 
 
-_ST_NAME = {"float64": "F64", "float32": "F32", "float16": "F16", "bfloat16": "BF16",
-            "int64": "I64", "int32": "I32", "int16": "I16", "int8": "I8", "uint8": "U8",
-            "bool": "BOOL", "float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2"}  # fmt: skip
+_ST_NAME = {
+    "float64": "F64",
+    "float32": "F32",
+    "float16": "F16",
+    "bfloat16": "BF16",
+    "int64": "I64",
+    "int32": "I32",
+    "int16": "I16",
+    "int8": "I8",
+    "uint8": "U8",
+    "bool": "BOOL",
+    "float8_e4m3fn": "F8_E4M3",
+    "float8_e5m2": "F8_E5M2",
+}
 
 
 def _walk(obj: object) -> list[object]:
@@ -150,9 +173,10 @@ def model_fingerprint(path: str | Path, *, memo_dir: str | Path | None = None) -
     root = Path(path)
     loads = set(weight_files(root))
     files = sorted(
-        p for p in root.rglob("*")
+        p
+        for p in root.rglob("*")
         if p.is_file() and not _ignored(p, root) and (p in loads or p.suffix not in WEIGHT_SUFFIXES)
-    )  # fmt: skip
+    )
     memo = _Memo(Path(memo_dir) if memo_dir else _default_memo_dir())
     parts = {str(f.relative_to(root)): memo.digest(f) for f in files}
     memo.save()
@@ -198,8 +222,13 @@ class _Memo:
             self.known[key] = file_digest(f)
             self.dirty = True
             if st.st_size >= 1 << 30:
-                log.info("hashed %s (%.1f GB) in %.0f s to identify the model; memoised in %s",
-                         f, st.st_size / 1e9, time.perf_counter() - t0, self.path)  # fmt: skip
+                log.info(
+                    "hashed %s (%.1f GB) in %.0f s to identify the model; memoised in %s",
+                    f,
+                    st.st_size / 1e9,
+                    time.perf_counter() - t0,
+                    self.path,
+                )
         return self.known[key]
 
     def save(self) -> None:

@@ -52,6 +52,12 @@ def sweep_statistics(tidy: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame
             index=["subject_id", "group", *combo], columns="feature", values="value", dropna=False
         )
         f = f.reset_index()
-        parts.append(group_statistics(f, [c for c in f.columns if c not in (
-            "subject_id", "group", *combo)], combo, fdr=False))  # fmt: skip
+        parts.append(
+            group_statistics(
+                f,
+                [c for c in f.columns if c not in ("subject_id", "group", *combo)],
+                combo,
+                fdr=False,
+            )
+        )
     return adjust_fdr(pd.concat(parts, ignore_index=True))

@@ -71,7 +71,13 @@ class Category(StrEnum):
         return ALIASES.get(key) or cls.__members__.get(key.lower())
 
 
-ALIASES: dict[str, Category] = {"物理": Category.physical, "环境": Category.environment, "社会": Category.social, "因果": Category.causal, "指代": Category.referential}  # fmt: skip
+ALIASES: dict[str, Category] = {
+    "物理": Category.physical,
+    "环境": Category.environment,
+    "社会": Category.social,
+    "因果": Category.causal,
+    "指代": Category.referential,
+}
 CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
 _HINT = f"use one of {', '.join(CATEGORIES)} (or {' '.join(ALIASES)})"
 _B64 = frozenset(string.ascii_letters + string.digits + "+/=" + string.whitespace)
@@ -146,14 +152,22 @@ def image_bytes(pair: EditPair) -> bytes:
     elif _is_path(s, Path()):
         path = Path(s).expanduser()
         if not path.is_file():
-            raise PairError(pair.pair_id, "image", f"file {path} does not exist: fix the path "
-                            "(relative paths resolve against the data file's folder)")  # fmt: skip
+            raise PairError(
+                pair.pair_id,
+                "image",
+                f"file {path} does not exist: fix the path "
+                "(relative paths resolve against the data file's folder)",
+            )
         return path.read_bytes()
     try:
         return base64.b64decode("".join(s.split()), validate=True)
     except (binascii.Error, ValueError):
-        raise PairError(pair.pair_id, "image", "neither an existing image file nor valid base64: "
-                        "give a path relative to the data file, or base64 of a PNG/JPEG") from None  # fmt: skip
+        raise PairError(
+            pair.pair_id,
+            "image",
+            "neither an existing image file nor valid base64: "
+            "give a path relative to the data file, or base64 of a PNG/JPEG",
+        ) from None
 
 
 def decode_image(pair: EditPair) -> Image.Image:
@@ -179,7 +193,9 @@ def _image_digest(pair: EditPair) -> str:
 
 def pair_digest(pair: EditPair) -> str:
     """Digest of the pair's fields and image *bytes* (not where the image lives)."""
-    fields = {k: str(getattr(pair, k)) for k in ("pair_id", "category", "instruction", "description")}  # fmt: skip
+    fields = {
+        k: str(getattr(pair, k)) for k in ("pair_id", "category", "instruction", "description")
+    }
     return value_digest(fields | {"image": _image_digest(pair)})
 
 
@@ -269,11 +285,17 @@ def validate_pairs(pairs: Iterable[EditPair]) -> tuple[list[EditPair], list[Reje
 def _data_files(path: Path) -> list[Path]:
     if path.is_file():
         if path.suffix.lower() not in (".json", ".jsonl"):
-            raise InputError(f"data_path={path}: not a .json or .jsonl file (format: gpuflows.pipelines.two_stage_eval.bench)")  # fmt: skip
+            raise InputError(
+                f"data_path={path}: not a .json or .jsonl file (format: gpuflows.pipelines.two_stage_eval.bench)"
+            )
         return [path]
-    files = [p for p in path.iterdir() if p.suffix.lower() in (".json", ".jsonl") and p.name != MANIFEST]  # fmt: skip
+    files = [
+        p for p in path.iterdir() if p.suffix.lower() in (".json", ".jsonl") and p.name != MANIFEST
+    ]
     if not files:
-        raise InputError(f"data_path={path}: no .jsonl or .json file in this folder (format: gpuflows.pipelines.two_stage_eval.bench)")  # fmt: skip
+        raise InputError(
+            f"data_path={path}: no .jsonl or .json file in this folder (format: gpuflows.pipelines.two_stage_eval.bench)"
+        )
     rank = {c: i for i, c in enumerate(CATEGORIES)}
     return sorted(files, key=lambda p: (rank.get(canonical_category(p.stem) or "", 99), p.name))
 
@@ -284,7 +306,9 @@ def _records(f: Path) -> Iterator[tuple[Any, str | None, str]]:
         text = f.read_text(encoding="utf-8")
         doc = None if f.suffix.lower() == ".jsonl" else json.loads(text)
     except (OSError, UnicodeError, ValueError) as exc:
-        raise InputError(f"data_path={f}: cannot read it as UTF-8 JSON ({exc}): fix or remove the file") from None  # fmt: skip
+        raise InputError(
+            f"data_path={f}: cannot read it as UTF-8 JSON ({exc}): fix or remove the file"
+        ) from None
     implied = canonical_category(f.stem)
     if doc is None:
         for n, line in enumerate(text.splitlines(), 1):
@@ -314,11 +338,21 @@ def _pair(rec: Any, implied: str | None, where: str, base: Path) -> EditPair | R
     cat = canonical_category(raw_cat) if raw_cat not in (None, "") else implied
     rej = Rejection(pid, cat or (None if raw_cat is None else str(raw_cat)), "", "", where)
     if raw_cat not in (None, "") and implied and cat and cat != implied:
-        rej.field, rej.reason = "category", f"{raw_cat!r} but the file holds {implied}: move the record or fix its category"  # fmt: skip
+        rej.field, rej.reason = (
+            "category",
+            f"{raw_cat!r} but the file holds {implied}: move the record or fix its category",
+        )
         return rej
-    fields = {k: rec.get(k) for k in ("pair_id", "instruction", "image", "description")} | {"category": cat if cat else raw_cat}  # fmt: skip
+    fields = {k: rec.get(k) for k in ("pair_id", "instruction", "image", "description")} | {
+        "category": cat if cat else raw_cat
+    }
     img = rec.get("image")
-    if isinstance(img, str) and img.strip() and not img.strip().startswith("data:") and _is_path(img.strip(), base):  # fmt: skip
+    if (
+        isinstance(img, str)
+        and img.strip()
+        and not img.strip().startswith("data:")
+        and _is_path(img.strip(), base)
+    ):
         fields["image"] = str(base / Path(img.strip()).expanduser())
     try:
         return EditPair(**fields)
@@ -346,14 +380,20 @@ def load_benchmark(path: str | Path) -> LoadResult:
     """
     path = Path(path).expanduser()
     if not path.exists():
-        raise InputError(f"data_path={path} does not exist: point it at a .jsonl/.json file or a folder of them")  # fmt: skip
+        raise InputError(
+            f"data_path={path} does not exist: point it at a .jsonl/.json file or a folder of them"
+        )
     result = LoadResult(pairs=[], source=str(path))
     seen: dict[str, list[str]] = {}
     candidates: list[tuple[EditPair, str]] = []
     for f in _data_files(path):
         for rec, implied, where in _records(f):
             got = _pair(rec, implied, where, f.parent.resolve())
-            if isinstance(rec, dict) and isinstance(rec.get("pair_id"), str) and rec["pair_id"].strip():  # fmt: skip
+            if (
+                isinstance(rec, dict)
+                and isinstance(rec.get("pair_id"), str)
+                and rec["pair_id"].strip()
+            ):
                 seen.setdefault(rec["pair_id"].strip(), []).append(where)
             if isinstance(got, EditPair):
                 candidates.append((got, where))
@@ -363,12 +403,16 @@ def load_benchmark(path: str | Path) -> LoadResult:
     dups = {k: v for k, v in seen.items() if len(v) > 1}
     if dups:
         listed = "; ".join(f"{k!r} at {', '.join(v)}" for k, v in list(dups.items())[:10])
-        raise InputError(f"data_path={path}: pair_id repeated: {listed}: give every pair its own id")  # fmt: skip
+        raise InputError(
+            f"data_path={path}: pair_id repeated: {listed}: give every pair its own id"
+        )
     result.pairs, bad_images = validate_pairs(p for p, _ in candidates)
     for r in bad_images:
         r.where = located.get(r.pair_id)
     result.rejected.extend(bad_images)
     if not result.pairs:
         why = "; ".join(str(r) for r in result.rejected[:5]) or "no records"
-        raise InputError(f"data_path={path}: no usable pair ({why}): fix the records (format: gpuflows.pipelines.two_stage_eval.bench)")  # fmt: skip
+        raise InputError(
+            f"data_path={path}: no usable pair ({why}): fix the records (format: gpuflows.pipelines.two_stage_eval.bench)"
+        )
     return result

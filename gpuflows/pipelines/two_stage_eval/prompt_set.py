@@ -79,7 +79,9 @@ def _placeholders(text: str, where: str) -> set[str]:
 def parse_prompts(doc: Any, where: str) -> PromptSet:
     """Check a parsed YAML document (module docstring) and build the :class:`PromptSet`."""
     if not isinstance(doc, dict):
-        raise InputError(f"prompts_path={where}: not a YAML mapping (see gpuflows.pipelines.two_stage_eval.prompt_set)")
+        raise InputError(
+            f"prompts_path={where}: not a YAML mapping (see gpuflows.pipelines.two_stage_eval.prompt_set)"
+        )
     version = doc.get("version")
     if not isinstance(version, str | int | float) or not str(version).strip():
         raise InputError(

@@ -35,40 +35,100 @@ PRESETS: dict[str, dict[str, int]] = {
     "full": {"physical": 50, "environment": 50, "social": 70, "causal": 50, "referential": 50},
 }
 SIZES = PRESETS  # the name earlier callers use
-OBJECTS = {"ball": "ellipse", "box": "rect", "glass": "cup", "cup": "cup", "book": "rect",
-           "vase": "ellipse", "lamp": "lamp", "bottle": "cup"}  # fmt: skip
-COLOURS = {"red": (200, 40, 40), "green": (40, 160, 60), "blue": (40, 70, 200),
-           "yellow": (230, 200, 40), "orange": (240, 130, 30), "purple": (130, 50, 160),
-           "white": (245, 245, 245), "black": (20, 20, 20)}  # fmt: skip
+OBJECTS = {
+    "ball": "ellipse",
+    "box": "rect",
+    "glass": "cup",
+    "cup": "cup",
+    "book": "rect",
+    "vase": "ellipse",
+    "lamp": "lamp",
+    "bottle": "cup",
+}
+COLOURS = {
+    "red": (200, 40, 40),
+    "green": (40, 160, 60),
+    "blue": (40, 70, 200),
+    "yellow": (230, 200, 40),
+    "orange": (240, 130, 30),
+    "purple": (130, 50, 160),
+    "white": (245, 245, 245),
+    "black": (20, 20, 20),
+}
 PLACES = ("in a garden", "on a beach", "in a kitchen", "on a quiet street", "in a park")
 # per category: (instruction, description, number of objects drawn, table drawn)
 TEMPLATES: dict[str, tuple[tuple[str, str, int, bool], ...]] = {
     "physical": (
-        ("make the {obj} fall off the table", "{a_colour} {obj} standing on a wooden table", 1, True),
-        ("put a heavy brick on top of the {obj}", "{a_colour} {obj} on the ground {place}", 1, False),
+        (
+            "make the {obj} fall off the table",
+            "{a_colour} {obj} standing on a wooden table",
+            1,
+            True,
+        ),
+        (
+            "put a heavy brick on top of the {obj}",
+            "{a_colour} {obj} on the ground {place}",
+            1,
+            False,
+        ),
         ("tip the {obj} over onto its side", "{a_colour} {obj} upright on a table", 1, True),
     ),
     "environment": (
-        ("make it rain over the {obj}", "{a_colour} {obj} outdoors {place} on a clear day", 1, False),
+        (
+            "make it rain over the {obj}",
+            "{a_colour} {obj} outdoors {place} on a clear day",
+            1,
+            False,
+        ),
         ("turn the scene into night", "{a_colour} {obj} {place} in daylight", 1, False),
-        ("cover the ground with fresh snow", "{a_colour} {obj} lying on the ground {place}", 1, False),
+        (
+            "cover the ground with fresh snow",
+            "{a_colour} {obj} lying on the ground {place}",
+            1,
+            False,
+        ),
     ),
     "social": (
-        ("add a person handing the {obj} to a friend", "{a_colour} {obj} on a table {place}", 1, True),
+        (
+            "add a person handing the {obj} to a friend",
+            "{a_colour} {obj} on a table {place}",
+            1,
+            True,
+        ),
         ("add a queue of people waiting next to the {obj}", "{a_colour} {obj} {place}", 1, False),
-        ("add a child politely asking an adult for the {obj}", "{a_colour} {obj} on a table", 1, True),
+        (
+            "add a child politely asking an adult for the {obj}",
+            "{a_colour} {obj} on a table",
+            1,
+            True,
+        ),
     ),
     "causal": (
-        ("show the {obj} after it was dropped from a great height", "an intact {colour} {obj} on the ground", 1, False),
-        ("show the scene after a strong wind blew through", "{a_colour} {obj} {place} on a calm day", 1, False),
-        ("show the {obj} after a week in the hot sun", "a new {colour} {obj} on a table {place}", 1, True),
+        (
+            "show the {obj} after it was dropped from a great height",
+            "an intact {colour} {obj} on the ground",
+            1,
+            False,
+        ),
+        (
+            "show the scene after a strong wind blew through",
+            "{a_colour} {obj} {place} on a calm day",
+            1,
+            False,
+        ),
+        (
+            "show the {obj} after a week in the hot sun",
+            "a new {colour} {obj} on a table {place}",
+            1,
+            True,
+        ),
     ),
     "referential": (
         ("paint the leftmost {obj} red", "two {colour} {objs} side by side", 2, False),
         ("remove the largest {obj}", "three {colour} {objs} of different sizes", 3, False),
         ("make the {obj} on the right twice as big", "two {colour} {objs} on a table", 2, True),
     ),
-}  # fmt: skip
+}
 
 
 def _rgb(rng: np.random.Generator, lo: int, hi: int) -> tuple[int, int, int]:
@@ -91,7 +151,9 @@ def _draw_object(d: ImageDraw.ImageDraw, shape: str, box: list[int], fill: tuple
         d.rectangle([mid - 1, (y0 + y1) // 2, mid + 1, y1], fill=(60, 60, 60))
 
 
-def _scene(rng: np.random.Generator, size: int, shape: str, colour: tuple, n_obj: int, table: bool) -> bytes:  # fmt: skip
+def _scene(
+    rng: np.random.Generator, size: int, shape: str, colour: tuple, n_obj: int, table: bool
+) -> bytes:
     img = Image.new("RGB", (size, size), _rgb(rng, 110, 230))
     d = ImageDraw.Draw(img)
     horizon = int(rng.integers(size * 2 // 5, size * 3 // 5))
@@ -143,11 +205,19 @@ def generate_benchmark(
             place = str(rng.choice(PLACES))
             data = _scene(rng, image_size, OBJECTS[obj], COLOURS[colour], n_obj, table)
             atomic_write_bytes(out / "images" / f"{pid}.png", data)
-            rec = {"pair_id": pid, "category": cat, "image": f"images/{pid}.png",
-                   "instruction": instr.format(obj=obj),
-                   "description": desc.format(obj=obj, objs=obj + ("es" if obj.endswith(("s", "x")) else "s"),
-                                              colour=colour, place=place,
-                                              a_colour=("an " if colour[0] in "aeiou" else "a ") + colour)}  # fmt: skip
+            rec = {
+                "pair_id": pid,
+                "category": cat,
+                "image": f"images/{pid}.png",
+                "instruction": instr.format(obj=obj),
+                "description": desc.format(
+                    obj=obj,
+                    objs=obj + ("es" if obj.endswith(("s", "x")) else "s"),
+                    colour=colour,
+                    place=place,
+                    a_colour=("an " if colour[0] in "aeiou" else "a ") + colour,
+                ),
+            }
             lines.append(json.dumps(rec, ensure_ascii=False, sort_keys=True))
             pair = EditPair(**rec | {"image": str(out / rec["image"])})
             pair._digest_of = (pair.image, bytes_digest(data))
@@ -155,11 +225,20 @@ def generate_benchmark(
         body = ("\n".join(lines) + "\n").encode()
         atomic_write_bytes(out / f"{cat}.jsonl", body)
         files[f"{cat}.jsonl"] = bytes_digest(body)
-    atomic_write_json(out / MANIFEST, {
-        "synthetic": True, "generator": "gpuflows.pipelines.two_stage_eval.synth", "preset": preset,
-        "seed": seed, "image_size": image_size, "sizes": PRESETS[preset],
-        "n_pairs": len(pairs), "digest": benchmark_digest(pairs), "files": files,
-    })  # fmt: skip
+    atomic_write_json(
+        out / MANIFEST,
+        {
+            "synthetic": True,
+            "generator": "gpuflows.pipelines.two_stage_eval.synth",
+            "preset": preset,
+            "seed": seed,
+            "image_size": image_size,
+            "sizes": PRESETS[preset],
+            "n_pairs": len(pairs),
+            "digest": benchmark_digest(pairs),
+            "files": files,
+        },
+    )
     return out
 
 
