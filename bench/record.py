@@ -21,16 +21,31 @@ RESULTS = REPO_ROOT / "bench" / "results"
 
 
 def provenance() -> dict[str, Any]:
-    """``git_commit`` (short, ``-dirty`` if uncommitted changes), ``git`` (full details) and
-    ``date`` (UTC, ISO 8601 to the second)."""
+    """``git_commit`` (short; ``-dirty`` if uncommitted changes, ``-tree-unknown`` where the tree
+    state cannot be read, e.g. a copy without ``.git`` stamped from ``$GPUFLOWS_GIT_COMMIT``),
+    ``git`` (full details) and ``date`` (UTC, ISO 8601 to the second)."""
     from gpuflows.core.evidence.envlock import git_info
 
     info = git_info(REPO_ROOT)
     return {
-        "git_commit": (info.commit or "unknown")[:7] + ("-dirty" if info.dirty else ""),
+        "git_commit": stamp(info.commit, info.dirty),
         "git": info.model_dump(),
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
+
+
+def stamp(commit: str | None, dirty: bool | None) -> str:
+    """Short commit with its tree state: clean only when the tree was read and found clean.
+
+    Example:
+        >>> stamp("0123456789", False), stamp("0123456789", True), stamp("0123456789", None)
+        ('0123456', '0123456-dirty', '0123456-tree-unknown')
+        >>> stamp(None, None)
+        'unknown'
+    """
+    if not commit:
+        return "unknown"
+    return commit[:7] + {False: "", True: "-dirty", None: "-tree-unknown"}[dirty]
 
 
 def fig(value: Any, unit: str) -> dict[str, Any]:
