@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from prefect.transactions import IsolationLevel
 from prefect.utilities.hashing import hash_objects
 
 from gpuflows.core.evidence.digest import digest_any, is_array_like
-from gpuflows.core.store.io import PROJECT_RESULTS_ENV
+from gpuflows.core.store.io import results_root
 
 #: Bump when shared numerics change in a way task source does not show.
 KERNEL_VERSION = "2026.11.1"
@@ -79,7 +78,7 @@ class CodeVersion(CachePolicy):
 
 def lock_dir() -> Path:
     """Folder of the cache-key file locks (beside the project results)."""
-    return Path(os.environ.get(PROJECT_RESULTS_ENV, "results")).resolve() / ".locks"
+    return results_root() / ".locks"
 
 
 def house_cache_policy(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpuflows.core.memory.batching import DEFAULT_CPU_BATCH, MAX_BATCH, batch_from_peak
+from gpuflows.core.memory.batch_sizer import DEFAULT_CPU_BATCH, MAX_BATCH, batch_from_peak
 from gpuflows.pipelines.two_stage_eval.move_plan import resident_need
 
 MIB = 1 << 20
