@@ -1,1 +1,5 @@
 """store."""
+
+from gpuflows.core.store.stage_runner import StageRunner
+
+__all__ = ["StageRunner"]
