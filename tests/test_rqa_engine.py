@@ -94,7 +94,7 @@ def test_tiling_and_recompute_paths_match_reference(monkeypatch):
             )
             _assert_same(h, ref)
     monkeypatch.setattr("gpuflows.pipelines.rqa_sweep.engine_torch.QMATRIX_MAX_BYTES", 0)
-    monkeypatch.setattr("gpuflows.pipelines.rqa_sweep.engine.QMATRIX_MAX_BYTES", 0)
+    monkeypatch.setattr("gpuflows.pipelines.rqa_sweep.engine_numba.QMATRIX_MAX_BYTES", 0)
     for (x, m, tau, eps, metric, theiler), ref in zip(cases, refs, strict=True):
         for backend in CPU_BACKENDS:
             kw = {"tile": 5} if backend == "torch" else {}

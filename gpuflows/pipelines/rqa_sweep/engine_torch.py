@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from gpuflows.pipelines.rqa_sweep.kernels import decision_thresholds, loi_and_symmetry
+
 QMATRIX_MAX_BYTES = 8 * 2**30
 """Keep the uint8 threshold-index matrix only up to this size (N ~ 90k); else recompute rows."""
 DEFAULT_BUDGET_BYTES = {"cuda": 2 * 2**30, "cpu": 256 * 2**20}
@@ -146,8 +148,6 @@ def sweep_torch(xs, m, tau, N, eps, metric, theiler, tile, dtype, device, budget
     ``xs`` (d, n) float64 NumPy (already z-scored), ``eps`` sorted unique float64 radii (the
     float64 thresholds are computed here too, with :func:`decision_thresholds`).
     """
-    from gpuflows.pipelines.rqa_sweep.engine import _loi_and_symmetry, decision_thresholds
-
     dev = torch.device(
         device if device is not None else "cuda" if torch.cuda.is_available() else "cpu"
     )
@@ -196,7 +196,7 @@ def sweep_torch(xs, m, tau, N, eps, metric, theiler, tile, dtype, device, budget
         del q
     lengths = torch.arange(N + 1, dtype=torch.int64, device=dev)
     total = (n_up * lengths).sum(1)
-    out = _loi_and_symmetry(diag.cpu().numpy(), total.cpu().numpy(), rows.cpu().numpy(), N, theiler)
+    out = loi_and_symmetry(diag.cpu().numpy(), total.cpu().numpy(), rows.cpu().numpy(), N, theiler)
     flipped = None
     if f32:
         flipped = 2 * torch.cumsum(flips, 0)[:E].cpu().numpy()
