@@ -16,14 +16,9 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
+from gpuflows.core.naming import slug
 from gpuflows.core.slo.baseline import BaselineStore, compare_to_baseline
-from gpuflows.core.slo.measure import (
-    SloMeasurement,
-    SloPolicy,
-    check_slo,
-    sanitise,
-    with_goodput_bound,
-)
+from gpuflows.core.slo.measure import SloMeasurement, SloPolicy, check_slo, with_goodput_bound
 from gpuflows.core.slo.report import plot_latency, render_slo_markdown
 from gpuflows.core.store.io import atomic_write_json, results_root
 from tasks.artifacts import validate_key
@@ -31,7 +26,7 @@ from tasks.artifacts import validate_key
 
 def _resource(m: SloMeasurement) -> dict[str, str]:
     return {
-        "prefect.resource.id": f"gpuflows.service.{sanitise(m.service)}",
+        "prefect.resource.id": f"gpuflows.service.{slug(m.service)}",
         "prefect.resource.name": m.service,
         "gpuflows.device": m.device,
         "gpuflows.target-device": m.target_device,
@@ -73,8 +68,8 @@ def publish_slo_report(
     baseline = store.load(m.service, m.device)
     regression = compare_to_baseline(m, baseline, policy.regression_tolerance)
 
-    out = results_root() / "slo" / sanitise(m.service)
-    stem = f"{sanitise(m.device)}-{re.sub(r'[^0-9]', '', m.measured_at)}"
+    out = results_root() / "slo" / slug(m.service)
+    stem = f"{slug(m.device)}-{re.sub(r'[^0-9]', '', m.measured_at)}"
     json_path = atomic_write_json(
         out / f"{stem}.json",
         {

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from gpuflows.core.evidence.digest import value_digest
-from gpuflows.core.slo.measure import sanitise
+from gpuflows.core.naming import slug
 from gpuflows.core.store.io import atomic_write_json, read_json, results_root
 
 
@@ -36,10 +36,10 @@ class RunHistory:
     """Append-only history under ``results/history/<flow>/<hardware>--<config digest>.json``."""
 
     def __init__(self, flow: str, root: Path | None = None) -> None:
-        self.dir = (root or results_root() / "history") / sanitise(flow)
+        self.dir = (root or results_root() / "history") / slug(flow)
 
     def path(self, config: dict[str, Any], hardware: str) -> Path:
-        return self.dir / f"{sanitise(hardware)}--{value_digest(config).split(':')[1][:16]}.json"
+        return self.dir / f"{slug(hardware)}--{value_digest(config).split(':')[1][:16]}.json"
 
     def records(self, config: dict[str, Any], hardware: str) -> list[RunRecord]:
         p = self.path(config, hardware)

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from gpuflows.core.evidence.checks import CheckResult, checks_table
 from gpuflows.core.evidence.envlock import EnvironmentLock
+from gpuflows.core.hardware.devices import device_kind
 
 
 class Tier(StrEnum):
@@ -210,7 +211,7 @@ def check_target_device(ev: Evidence) -> CheckResult:
         return CheckResult(
             name="target_device", passed=True, reason="result is not device-specific"
         )
-    ok = ev.measured_device.split(":")[0] == ev.target_device.split(":")[0]
+    ok = device_kind(ev.measured_device) == device_kind(ev.target_device)
     return CheckResult(
         name="target_device",
         passed=ok,

@@ -61,6 +61,19 @@ class DeviceChoice(BaseModel):
     reason: str
 
 
+def device_kind(device: str) -> str:
+    """The kind of a device string, lowercase: ``cuda:0 NVIDIA H100`` -> ``cuda``, ``cpu`` -> ``cpu``.
+
+    Two results are from the same kind of device when their kinds are equal (a CPU fallback of
+    a GPU run is not); an empty string has the kind ``""``.
+
+    Example:
+        >>> device_kind("cuda:1 NVIDIA H100")
+        'cuda'
+    """
+    return device.strip().split()[0].split(":")[0].lower() if device.strip() else ""
+
+
 def parse_visible_devices(value: str | None) -> list[str] | None:
     """Parse ``CUDA_VISIBLE_DEVICES``: None when unset (all visible), else the ordered entries.
 

@@ -12,7 +12,8 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 
 from gpuflows.core.hardware.devices import GpuInfo
-from gpuflows.core.memory.budget import GIB, MIB, BudgetError, _slug, card_slots, limit_name
+from gpuflows.core.memory.budget import GIB, MIB, BudgetError, card_slots, limit_name
+from gpuflows.core.naming import slug
 
 CPU_LIMIT = "vram-cpu"
 """Name of the optional limit for CPU-only work that needs host memory (slots are GiB)."""
@@ -68,7 +69,7 @@ def check_vram_overrides(overrides: Mapping[int, int], gpu_indices: Sequence[int
 
 def cpu_limit_name(*, host: str | None = None) -> str:
     """``vram-cpu``, or ``<host>-vram-cpu`` when several hosts share one Prefect server."""
-    return CPU_LIMIT if host is None else f"{_slug(host)}-{CPU_LIMIT}"
+    return CPU_LIMIT if host is None else f"{slug(host, empty='host')}-{CPU_LIMIT}"
 
 
 def plan_pool_limits(

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel, Field
 
+from gpuflows.core.naming import slug
+
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -115,14 +117,14 @@ def limit_name(gpu_index: int, *, prefix: str = "vram-gpu", host: str | None = N
     """Name of a GPU's VRAM limit: ``vram-gpu0``, or ``<host>-vram-gpu0`` on a shared server."""
     if gpu_index < 0:
         raise BudgetError(f"gpu_index={gpu_index} is negative")
-    name = f"{prefix}{gpu_index}" if host is None else f"{_slug(host)}-{prefix}{gpu_index}"
+    name = (
+        f"{prefix}{gpu_index}"
+        if host is None
+        else f"{slug(host, empty='host')}-{prefix}{gpu_index}"
+    )
     if not _LIMIT_RE.match(name):
         raise BudgetError(f"limit name {name!r} must be lowercase letters, digits and dashes")
     return name
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-") or "host"
 
 
 def card_slots(total_memory_bytes: int, *, reserve_gib: int = 0) -> int:

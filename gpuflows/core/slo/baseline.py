@@ -1,6 +1,6 @@
 """SLO baselines: one stored measurement per (service, hardware), and regressions against it.
 
-Pure compute (no Prefect). Split from :mod:`gpuflows.core.slo.measure`, which re-exports these names.
+Pure compute (no Prefect). Built on :mod:`gpuflows.core.slo.measure` (measurements, device keys).
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from gpuflows.core.slo.measure import SloMeasurement, device_key, sanitise, with_goodput_bound
+from gpuflows.core.naming import slug
+from gpuflows.core.slo.measure import SloMeasurement, device_key, with_goodput_bound
 from gpuflows.core.store.io import atomic_write_json, read_json, results_root
 
 # An error rate may rise by ``tolerance * max(baseline, ERROR_RATE_FLOOR)`` (absolute) before it
@@ -30,7 +31,7 @@ class BaselineStore:
 
     def path(self, service: str, device: str) -> Path:
         """File holding the baseline of ``service`` on ``device``."""
-        return self.root / f"{sanitise(service)}--{device_key(device)}.json"
+        return self.root / f"{slug(service)}--{device_key(device)}.json"
 
     def load(self, service: str, device: str) -> SloMeasurement | None:
         """The stored baseline, or None if there is none."""

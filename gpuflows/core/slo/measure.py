@@ -4,7 +4,7 @@ Pure compute (no Prefect). A measurement keeps its raw samples, warm-up and erro
 device it ran on next to the device it is *for*, so a CPU fallback can never pass for a GPU
 baseline. Errors are counted, never turned into a latency or a score.
 
-Split by concern: baselines and regressions in :mod:`gpuflows.core.slo.baseline` (re-exported here),
+Split by concern: baselines and regressions in :mod:`gpuflows.core.slo.baseline` (which imports this),
 markdown and plot in :mod:`gpuflows.core.slo.report`, the Prefect side (artifact, events) in
 ``tasks/slo_report.py``.
 """
@@ -21,21 +21,9 @@ import numpy as np
 from pydantic import BaseModel, Field, computed_field
 
 from gpuflows.core.evidence.checks import CheckResult
+from gpuflows.core.hardware.devices import device_kind
 from gpuflows.core.hardware.timing import device_sync
-
-# Defined in gpuflows.core.slo.baseline, importable from here too (loaded on first use: no cycle).
-_BASELINE_NAMES = frozenset(
-    {"BaselineStore", "MetricDelta", "RegressionReport", "compare_to_baseline", "ERROR_RATE_FLOOR"}
-)
-
-
-def __getattr__(name: str) -> Any:
-    """Lazy re-export of the baseline names (PEP 562)."""
-    if name in _BASELINE_NAMES:
-        from gpuflows.core.slo import baseline as slo_baseline
-
-        return getattr(slo_baseline, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+from gpuflows.core.naming import slug
 
 
 class LatencyStats(BaseModel):
@@ -111,18 +99,9 @@ class SloPolicy(BaseModel):
         return self.goodput_latency_ms if self.goodput_latency_ms is not None else self.p95_ms_max
 
 
-def _kind(device: str) -> str:
-    return device.strip().split()[0].split(":")[0].lower() if device.strip() else ""
-
-
-def sanitise(name: str) -> str:
-    """Lowercase letters, digits and dashes only (file names, artifact keys, resource ids)."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "unnamed"
-
-
 def device_key(device: str) -> str:
     """Hardware identity of a device string, without the ordinal: ``cuda:1 NVIDIA H100`` -> ``cuda-nvidia-h100``."""
-    return sanitise(re.sub(r"^(\w+):\d+", r"\1", device.strip()))
+    return slug(re.sub(r"^(\w+):\d+", r"\1", device.strip()))
 
 
 class SloMeasurement(BaseModel):
@@ -153,7 +132,7 @@ class SloMeasurement(BaseModel):
     @property
     def fallback(self) -> bool:
         """True when measured on another kind of device than the target (e.g. CPU for a GPU)."""
-        return _kind(self.device) != _kind(self.target_device)
+        return device_kind(self.device) != device_kind(self.target_device)
 
     @classmethod
     def from_samples(
