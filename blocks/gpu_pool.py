@@ -61,6 +61,7 @@ class GpuPool(Block):
     )
     reserve_gib: int = Field(
         default=1,
+        ge=0,
         description="GiB of each card left out of the budget for the CUDA context and allocator.",
     )
     limit_prefix: str = Field(
@@ -73,10 +74,12 @@ class GpuPool(Block):
     )
     cpu_limit_slots: int | None = Field(
         default=None,
+        ge=1,
         description="Slots (GiB of host memory) of a vram-cpu limit for CPU-only work; empty means no such limit.",
     )
     slot_wait_timeout_s: float = Field(
         default=3600.0,
+        gt=0,
         description="Seconds a task waits for its VRAM slots before it fails.",
     )
 
@@ -101,15 +104,6 @@ class GpuPool(Block):
             check_vram_overrides(v, None)
         return v or None
 
-    @field_validator("reserve_gib")
-    @classmethod
-    def _reserve(cls, v: int) -> int:
-        if v < 0:
-            raise ValueError(
-                f"reserve_gib={v} is negative: use 0 or more GiB (1 covers a CUDA context)"
-            )
-        return v
-
     @field_validator("limit_prefix")
     @classmethod
     def _prefix(cls, v: str) -> str:
@@ -131,24 +125,6 @@ class GpuPool(Block):
                 "or leave it empty on a server only one host uses"
             )
         return v.strip()
-
-    @field_validator("cpu_limit_slots")
-    @classmethod
-    def _cpu_slots(cls, v: int | None) -> int | None:
-        if v is not None and v < 1:
-            raise ValueError(
-                f"cpu_limit_slots={v}: use >= 1 GiB of host memory, or leave it empty for no limit"
-            )
-        return v
-
-    @field_validator("slot_wait_timeout_s")
-    @classmethod
-    def _timeout(cls, v: float) -> float:
-        if not v > 0:
-            raise ValueError(
-                f"slot_wait_timeout_s={v}: use a number of seconds > 0 (3600 = one hour)"
-            )
-        return v
 
     @model_validator(mode="after")
     def _overrides(self) -> GpuPool:
