@@ -15,6 +15,7 @@ What ``prefect deploy`` would reject, or accept and regret, caught before any se
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,16 @@ def validate_prefect_yaml(
             "pull: missing: add an explicit pull step (set_working_directory), else a deploy "
             "stores whatever folder it ran in"
         )
+    for i, step in enumerate(raw.get("pull") or []):
+        for name in step if isinstance(step, dict) else [step]:
+            module, _, func = str(name).rpartition(".")
+            try:
+                getattr(importlib.import_module(module), func)
+            except (ImportError, AttributeError, ValueError) as exc:
+                problems.append(
+                    f"pull[{i}]: step {name!r} cannot be imported ({exc}): a flow run would "
+                    "crash before its code loads; name an importable function"
+                )
     deployments = raw.get("deployments") or []
     if not deployments:
         problems.append("deployments: none defined")

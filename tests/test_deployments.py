@@ -191,7 +191,7 @@ def test_setup_creates_pool_and_deployments_idempotently(prefect_harness, capsys
     assert sorted(dep.tags) == ["gpu", "gpuflows"]
     (step,) = dep.pull_steps
     # GPUFLOWS_ROOT is set for the deploy, so this checkout's path is stored.
-    assert step["prefect.deployments.steps.set_working_directory"]["directory"] == str(ROOT)
+    assert step["deployments.pull.checkout_directory"]["directory"] == str(ROOT)
     assert "gpuflows-gpu-pool" in n_blocks
 
 
