@@ -1,0 +1,365 @@
+"""The local generation engine: many requests through one transformers causal LM, batched.
+
+``LocalEngine.generate(requests)`` (results in request order) and ``stream(requests)`` (results
+as their batch finishes):
+
+* Each request is rendered to token ids: a raw ``prompt`` as the tokenizer encodes it, chat
+  ``messages`` through the tokenizer's chat template with the generation prompt.
+* The call cache answers what it has (no model call); the rest are sorted by prompt length and
+  run in static batches of ``BatchSizer.size`` (from the VRAM budget on a GPU, an OOM halves it).
+* One decoding loop of our own over ``model(...)`` with a ``DynamicCache``, so every row keeps its
+  own settings: greedy or sampled (temperature, top_p, a torch generator per request seeded by
+  ``(seed, sample_index)``), ``max_new_tokens``, stop strings and end-of-sequence. A row that
+  finishes leaves the batch (its KV cache rows are dropped), so the rest decode at a smaller
+  batch; finished rows are not refilled (length-bucketed static batches, not continuous batching).
+* Shared prefixes: when a batch's prompts share at least ``shared_prefix_min_tokens`` leading
+  tokens, the prefix is prefilled once at batch size 1 and its cache copied to every row; the last
+  prefix is kept, so consecutive batches that share it (a system prompt, a few-shot block) do not
+  compute it again. ``record()`` reports prefill tokens requested vs computed.
+* Padding sits between the shared prefix and each row's suffix (left of the suffix), masked, with
+  position ids that skip it: in float32 on the CPU a batched greedy result equals the unbatched
+  one (tested). In bf16/fp16 on a GPU they can differ (padding changes the kernels' reduction
+  shapes); each result's ``batch`` field records the batch it ran in.
+
+No Prefect.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from gpuflows.core.faults import InputError
+from gpuflows.core.memory.batch_sizer import BatchSizer, ItemOOM
+from gpuflows.models.llm.cache import CallCache, call_key
+from gpuflows.models.llm.config import CallError, LLMRequest, LLMResult
+
+
+@dataclass
+class _Item:
+    index: int
+    req: LLMRequest
+    ids: list[int]
+    key: str
+
+
+def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for i in range(n):
+        t = first[i]
+        if any(s[i] != t for s in seqs):
+            return i
+    return n
+
+
+class LocalEngine:
+    """A loaded causal LM and tokenizer; see the module docstring.
+
+    Args:
+        model, tokenizer: a transformers causal LM (eval mode, on ``device``) and its tokenizer.
+        identity: the model's identity for the call cache (weights fingerprint + dtype).
+        cache: the call cache, or None for none.
+        batch_size: fixed rows per batch; None sizes it from ``capacity_bytes`` (GPU) or uses the
+            CPU default.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        identity: str,
+        device: str = "cpu",
+        cache: CallCache | None = None,
+        batch_size: int | None = None,
+        capacity_bytes: int = 0,
+        shared_prefix_min_tokens: int = 16,
+        synthetic: bool = False,
+        source: str = "",
+    ) -> None:
+        self.model, self.tokenizer = model, tokenizer
+        self.identity, self.device, self.cache = identity, device, cache
+        self.synthetic, self.source = synthetic, source
+        self.sizer = BatchSizer(batch_size, device, capacity_bytes)
+        self.min_prefix = shared_prefix_min_tokens
+        self.pad_id = self._pad_id()
+        self.eos_ids = self._eos_ids()
+        self._memo: tuple[tuple[int, ...], Any] | None = None  # last prefix and its KV cache
+        self.counts = {
+            "calls": 0,  # requests the model ran
+            "batches": 0,
+            "prefill_tokens_requested": 0,
+            "prefill_tokens_computed": 0,
+            "prefill_pad_positions": 0,
+            "prefix_reuses": 0,
+            "output_tokens": 0,
+            "decode_steps": 0,
+        }
+        self.seconds = 0.0
+
+    # -- rendering ----------------------------------------------------------------------------
+
+    def _pad_id(self) -> int:
+        tok = self.tokenizer
+        for cand in (tok.pad_token_id, tok.eos_token_id, self.model.generation_config.pad_token_id):
+            if cand is not None:
+                return int(cand)
+        return 0
+
+    def _eos_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for cand in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if cand is None:
+                continue
+            ids.update(int(c) for c in (cand if isinstance(cand, list | tuple) else [cand]))
+        return ids
+
+    def render(self, req: LLMRequest) -> list[int]:
+        """The token ids the model sees for ``req`` (what the cache key holds)."""
+        if req.prompt is not None:
+            ids = self.tokenizer(req.prompt)["input_ids"]
+        else:
+            if not getattr(self.tokenizer, "chat_template", None):
+                raise InputError(
+                    f"request {req.id!r}: messages need a chat template, and this model's "
+                    "tokenizer has none: send a raw prompt instead"
+                )
+            text = self.tokenizer.apply_chat_template(
+                [dict(m) for m in req.messages or ()], tokenize=False, add_generation_prompt=True
+            )
+            ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise InputError(f"request {req.id!r}: the prompt renders to no tokens; give some text")
+        return list(ids)
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def generate(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
+        """One result per request, in request order (errors as records, never raised)."""
+        out: list[LLMResult | None] = [None] * len(requests)
+        for index, result in self._stream(requests):
+            out[index] = result
+        return [r for r in out if r is not None]
+
+    def stream(self, requests: Sequence[LLMRequest]) -> Iterator[LLMResult]:
+        """Results as they are ready: cache hits first, then each batch when it finishes."""
+        for _, result in self._stream(requests):
+            yield result
+
+    def record(self) -> dict[str, Any]:
+        """For a run's record: counts, prefill saved, batch sizing, cache hits/misses."""
+        c = dict(self.counts)
+        c["prefill_tokens_saved"] = c["prefill_tokens_requested"] - c["prefill_tokens_computed"]
+        return {
+            "backend": "causal-lm",
+            "model": self.identity,
+            "source": self.source,
+            "synthetic": self.synthetic,
+            "device": self.device,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "counts": c,
+            "model_seconds": round(self.seconds, 3),
+            "batch_sizer": self.sizer.record(),
+            "cache": self.cache.stats() if self.cache is not None else None,
+            "batching": "length-bucketed static batches; finished rows leave the batch",
+        }
+
+    # -- work -----------------------------------------------------------------------------------
+
+    def _stream(self, requests: Sequence[LLMRequest]) -> Iterator[tuple[int, LLMResult]]:
+        pending: list[_Item] = []
+        for i, req in enumerate(requests):
+            ids = self.render(req)
+            key = call_key(self.identity, ids, req.gen_params())
+            hit = self.cache.get(key) if self.cache is not None else None
+            if hit is not None:
+                yield i, hit.model_copy(update={"id": req.id})
+            else:
+                pending.append(_Item(i, req, ids, key))
+        pending.sort(key=lambda it: (len(it.ids), it.ids))
+        pos = 0
+        while pos < len(pending):
+            chunk = pending[pos : pos + max(1, self.sizer.size)]
+            pos += len(chunk)
+            for item, res in zip(chunk, self.sizer.run(chunk, self._run_batch), strict=True):
+                if isinstance(res, ItemOOM):
+                    cap = self.sizer.capacity
+                    err = CallError(kind="oom", message=res.message(cap), attempts=1)
+                    res = LLMResult(id=item.req.id, finish_reason="error", error=err)
+                elif self.cache is not None:
+                    self.cache.put(item.key, self.identity, res)
+                yield item.index, res
+
+    def _prefix_cache(self, prefix: tuple[int, ...]) -> tuple[Any, int]:
+        """A batch-1 KV cache of ``prefix`` and the tokens computed for it (reuses the memo)."""
+        import torch
+        from transformers import DynamicCache
+
+        memo = self._memo
+        if memo is not None and memo[0] == prefix:
+            self.counts["prefix_reuses"] += 1
+            return copy.deepcopy(memo[1]), 0
+        start, cache = 0, DynamicCache(config=self.model.config)
+        if (
+            memo is not None
+            and len(memo[0]) >= self.min_prefix
+            and prefix[: len(memo[0])] == memo[0]
+        ):
+            start, cache = len(memo[0]), copy.deepcopy(memo[1])
+            self.counts["prefix_reuses"] += 1
+        ids = torch.tensor([prefix[start:]], device=self._input_device())
+        n = len(prefix)
+        self.model(
+            input_ids=ids,
+            attention_mask=torch.ones((1, n), dtype=torch.long, device=ids.device),
+            position_ids=torch.arange(start, n, device=ids.device)[None],
+            past_key_values=cache,
+            use_cache=True,
+        )
+        self._memo = (prefix, copy.deepcopy(cache))
+        return cache, n - start
+
+    def _input_device(self) -> Any:
+        return self.model.get_input_embeddings().weight.device
+
+    def _run_batch(self, items: list[_Item]) -> list[LLMResult]:
+        import torch
+        from transformers import DynamicCache
+
+        t0 = time.perf_counter()
+        with torch.inference_mode():
+            results = self._decode(items, torch, DynamicCache)
+        self.seconds += time.perf_counter() - t0
+        return results
+
+    def _decode(self, items: list[_Item], torch: Any, dynamic_cache: Any) -> list[LLMResult]:
+        dev = self._input_device()
+        b = len(items)
+        seqs = [it.ids for it in items]
+        lens = [len(s) for s in seqs]
+        shared = min(_common_prefix(seqs), min(lens) - 1)
+        memo = self._memo
+        memo_len = 0
+        if memo is not None and len(memo[0]) <= min(lens) - 1:
+            if all(tuple(s[: len(memo[0])]) == memo[0] for s in seqs):
+                memo_len = len(memo[0])
+        p = shared if (b > 1 and shared >= self.min_prefix) else 0
+        p = max(p, memo_len if memo_len >= self.min_prefix else 0)
+        if p:
+            cache, computed = self._prefix_cache(tuple(seqs[0][:p]))
+            if b > 1:
+                cache.batch_repeat_interleave(b)
+        else:
+            cache, computed = dynamic_cache(config=self.model.config), 0
+        s = max(lens) - p
+        input_ids = torch.full((b, s), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((b, p + s), dtype=torch.long)
+        mask[:, :p] = 1
+        for r, seq in enumerate(seqs):
+            suffix = seq[p:]
+            input_ids[r, s - len(suffix) :] = torch.tensor(suffix)
+            mask[r, p + s - len(suffix) :] = 1
+        position = (mask.cumsum(-1) - 1).clamp(min=0)
+        input_ids, mask, position = input_ids.to(dev), mask.to(dev), position.to(dev)
+        out = self.model(
+            input_ids=input_ids,
+            attention_mask=mask,
+            position_ids=position[:, p:],
+            past_key_values=cache,
+            use_cache=True,
+        )
+        self.counts["batches"] += 1
+        self.counts["calls"] += b
+        self.counts["prefill_tokens_requested"] += sum(lens)
+        self.counts["prefill_tokens_computed"] += computed + sum(lens) - b * p
+        self.counts["prefill_pad_positions"] += b * s - (sum(lens) - b * p)
+        logits = out.logits[:, -1, :].float()
+        del out
+        gens = [torch.Generator(device=logits.device) for _ in items]
+        for g, it in zip(gens, items, strict=True):
+            g.manual_seed(it.req.sample_seed())
+        generated: list[list[int]] = [[] for _ in items]
+        finish: list[str | None] = [None] * b
+        texts: list[str | None] = [None] * b
+        rows = list(range(b))  # batch row -> item index, for the rows still decoding
+        last_pos = position[:, -1]
+        batch_no = self.counts["batches"]
+        for _step in range(max(it.req.max_new_tokens for it in items)):
+            tokens = self._choose(logits, [items[i].req for i in rows], [gens[i] for i in rows])
+            keep: list[int] = []
+            for r, i in enumerate(rows):
+                tok = int(tokens[r])
+                req = items[i].req
+                if tok in self.eos_ids:
+                    finish[i] = "stop"
+                else:
+                    generated[i].append(tok)
+                    if req.stop:
+                        text = self.tokenizer.decode(generated[i], skip_special_tokens=True)
+                        cut = min((text.find(x) for x in req.stop if x in text), default=-1)
+                        if cut >= 0:
+                            finish[i], texts[i] = "stop", text[:cut]
+                    if finish[i] is None and len(generated[i]) >= req.max_new_tokens:
+                        finish[i] = "length"
+                if finish[i] is None:
+                    keep.append(r)
+            self.counts["decode_steps"] += 1
+            if not keep:
+                break
+            if len(keep) < len(rows):
+                sel = torch.tensor(keep, device=logits.device)
+                cache.batch_select_indices(sel.to(dev))
+                mask, last_pos, tokens = mask[keep], last_pos[keep], tokens[keep]
+                rows = [rows[r] for r in keep]
+            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=dev)], 1)
+            last_pos = last_pos + 1
+            out = self.model(
+                input_ids=tokens.to(dev)[:, None],
+                attention_mask=mask,
+                position_ids=last_pos[:, None],
+                past_key_values=cache,
+                use_cache=True,
+            )
+            logits = out.logits[:, -1, :].float()
+            del out
+        results = []
+        for i, it in enumerate(items):
+            text = texts[i]
+            if text is None:
+                text = self.tokenizer.decode(generated[i], skip_special_tokens=True)
+            self.counts["output_tokens"] += len(generated[i])
+            results.append(
+                LLMResult(
+                    id=it.req.id,
+                    text=text,
+                    finish_reason=finish[i] or "length",
+                    prompt_tokens=len(it.ids),
+                    completion_tokens=len(generated[i]),
+                    attempts=1,
+                    batch={"batch": batch_no, "size": b, "shared_prefix_tokens": p},
+                )
+            )
+        return results
+
+    @staticmethod
+    def _choose(logits: Any, reqs: list[LLMRequest], gens: list[Any]) -> Any:
+        """Next token per row: argmax for greedy rows, else top-p sampling from its generator."""
+        import torch
+
+        tokens = logits.argmax(-1)
+        for r, (req, gen) in enumerate(zip(reqs, gens, strict=True)):
+            if req.greedy:
+                continue
+            row = logits[r] / req.temperature
+            probs = torch.softmax(row, -1)
+            if req.top_p < 1.0:
+                sorted_p, order = probs.sort(descending=True)
+                drop = (sorted_p.cumsum(-1) - sorted_p) > req.top_p
+                sorted_p[drop] = 0.0
+                probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
+            tokens[r] = torch.multinomial(probs, 1, generator=gen)[0]
+        return tokens
