@@ -1,1 +1,65 @@
-"""evidence."""
+"""Evidence: what a result rests on, and the Trust Tier computed from it.
+
+- :mod:`~gpuflows.core.evidence.checks`: the one shape of a named check (verdict, numbers, reason).
+- :mod:`~gpuflows.core.evidence.digest`: content digests of data, files and values.
+- :mod:`~gpuflows.core.evidence.envlock`: the environment lock (seed, git, packages, device).
+- :mod:`~gpuflows.core.evidence.history`: earlier runs of the same work, for reproduction.
+- :mod:`~gpuflows.core.evidence.trust`: :func:`assess` turns evidence into a tier; tiers are
+  never written by hand.
+"""
+
+from gpuflows.core.evidence.checks import CheckResult, checks_table
+from gpuflows.core.evidence.digest import (
+    bytes_digest,
+    digest_any,
+    file_digest,
+    frame_digest,
+    is_array_like,
+    value_digest,
+)
+from gpuflows.core.evidence.envlock import (
+    DatasetRef,
+    EnvironmentLock,
+    build_lock,
+    git_info,
+    render_lock_markdown,
+)
+from gpuflows.core.evidence.history import RunHistory, RunRecord
+from gpuflows.core.evidence.trust import (
+    Evidence,
+    ModelRef,
+    Review,
+    Tier,
+    TrustAssessment,
+    TrustPolicy,
+    assess,
+    render_trust_markdown,
+    reproduce_within_tolerance,
+)
+
+__all__ = [
+    "CheckResult",
+    "DatasetRef",
+    "EnvironmentLock",
+    "Evidence",
+    "ModelRef",
+    "Review",
+    "RunHistory",
+    "RunRecord",
+    "Tier",
+    "TrustAssessment",
+    "TrustPolicy",
+    "assess",
+    "build_lock",
+    "bytes_digest",
+    "checks_table",
+    "digest_any",
+    "file_digest",
+    "frame_digest",
+    "git_info",
+    "is_array_like",
+    "render_lock_markdown",
+    "render_trust_markdown",
+    "reproduce_within_tolerance",
+    "value_digest",
+]
