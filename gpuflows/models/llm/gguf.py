@@ -72,6 +72,12 @@ def dequantised_folder(gguf_path: str | Path, *, digest: str | None = None) -> P
     folder, name = str(gguf_path.parent), gguf_path.name
     model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    # the tensors are plain float32 now; transformers still marks the model "quantized with
+    # gguf" and refuses to save it, so the marks go before save_pretrained
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.build-"))
     try:
