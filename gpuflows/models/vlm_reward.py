@@ -26,6 +26,7 @@ from typing import Any
 from PIL import Image
 
 from gpuflows.models.diffusers_edit import module_nbytes, resolve_dtype
+from gpuflows.models.source import transformers_dtype_kwarg
 from gpuflows.models.tiny import is_synthetic
 
 _NUMBER_CHARS = frozenset("0123456789.")
@@ -204,14 +205,6 @@ class RewardModel:
         return [t.strip() for t in texts]
 
 
-def _transformers_dtype_kwarg() -> str:
-    """transformers >= 4.56 renamed ``torch_dtype`` to ``dtype`` (v5 warns on the old name)."""
-    import transformers
-    from packaging.version import Version
-
-    return "dtype" if Version(transformers.__version__) >= Version("4.56") else "torch_dtype"
-
-
 def load_reward_model(
     path: str | os.PathLike[str],
     *,
@@ -231,7 +224,7 @@ def load_reward_model(
         path,
         use_safetensors=use_safetensors,
         trust_remote_code=trust_remote_code,
-        **{_transformers_dtype_kwarg(): resolve_dtype(dtype)},
+        **{transformers_dtype_kwarg(): resolve_dtype(dtype)},
     )
     model = model.to(device).eval()
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=trust_remote_code)
