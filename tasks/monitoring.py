@@ -26,6 +26,7 @@ from gpuflows.core.hardware.monitor import GpuSampler
 from gpuflows.core.hardware.monitor_report import plot_samples, samples_table, summarize
 from gpuflows.core.store.io import results_root
 from tasks.artifacts import validate_key
+from tasks.plots import embed_png
 
 _MAX_ERRORS_SHOWN = 10
 
@@ -166,7 +167,7 @@ def render_summary(report: MonitorReport, *, sampler: GpuSampler, key: str, titl
             note += f" (downsampled evenly from {report.samples} samples)"
         lines += [note + ".", ""]
     if report.png_path is not None:
-        lines += [f"Plot: `{report.png_path}`", ""]
+        lines += [embed_png(report.png_path, alt=f"GPU monitor: {title}"), ""]
     if report.errors:
         lines += ["Sampler notes:", ""]
         lines += [f"- {e}" for e in report.errors[:_MAX_ERRORS_SHOWN]]

@@ -22,6 +22,7 @@ from gpuflows.core.slo.measure import SloMeasurement, SloPolicy, check_slo, with
 from gpuflows.core.slo.report import plot_latency, render_slo_markdown
 from gpuflows.core.store.io import atomic_write_json, results_root
 from tasks.artifacts import validate_key
+from tasks.plots import embed_png
 
 
 def _resource(m: SloMeasurement) -> dict[str, str]:
@@ -84,7 +85,9 @@ def publish_slo_report(
         if m.samples_ms
         else None
     )
-    markdown = render_slo_markdown(m, checks, regression, tier_block)
+    # the latency distribution shown in the artifact (tasks.plots), ahead of the tier block
+    plot_md = f"## Latency distribution\n\n{embed_png(plot_path)}\n\n" if plot_path else ""
+    markdown = render_slo_markdown(m, checks, regression, plot_md + tier_block)
     artifact_id = create_markdown_artifact(
         markdown=markdown, key=key, description=f"SLO report of {m.service} on {m.device}."
     )
