@@ -1,9 +1,13 @@
 """rqa-sweep end to end on the CPU (smoke preset): tidy table vs the reference, artifacts,
-cache hits on a re-run, and bad input failing before any compute."""
+cache hits on a re-run, and bad input failing before any compute.
+
+What ran is counted from the Prefect API: each (m, tau) unit is a task run ``rqa-m{m}-tau{tau}``
+in state ``Completed`` when it computed, ``Cached`` when a re-run found its result."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +16,26 @@ import pytest
 
 from flows.rqa_sweep import PROGRESS_KEY, SUMMARY_KEY, RqaSweepParams, rqa_sweep
 from gpuflows.core.faults import InputError
-from gpuflows.pipelines.rqa_sweep import gaze
+from gpuflows.pipelines.rqa_sweep import METRIC_NAMES, gaze
+from gpuflows.pipelines.rqa_sweep.grid import n_computed
 from gpuflows.pipelines.rqa_sweep.rqa import rqa_metrics
-from tasks import rqa as rqa_tasks
 from tasks.artifacts import read_artifacts
-from tasks.rqa import METRIC_NAMES
+from tests.fixtures.task_states import task_runs, task_runs_within, task_states
 
 SMOKE = RqaSweepParams(preset="smoke", device="cpu", monitor_interval_s=0.2)
+UNIT = "rqa-m"
+"""Name prefix of the (m, tau) unit task runs (``task_run_name="rqa-m{m}-tau{tau}"``)."""
+
+
+def _run(params: RqaSweepParams):
+    """Run the flow: (its output, its flow run id); the flow's error is raised as it was."""
+    state = rqa_sweep(params, return_state=True)
+    return state.result(), state.state_details.flow_run_id
+
+
+def _units(params: RqaSweepParams) -> int:
+    """Distinct (m, tau) units the grid computes (m = 1 once, whatever tau)."""
+    return n_computed(params.m, params.tau)
 
 
 def _assert_sample_matches_reference(tidy, frame, n: int, random_state: int) -> None:
@@ -40,15 +57,14 @@ def _assert_sample_matches_reference(tidy, frame, n: int, random_state: int) -> 
 
 @pytest.fixture(scope="module")
 def smoke_run(prefect_harness):
-    before = len(rqa_tasks.EXECUTIONS)
-    out = rqa_sweep(SMOKE)
-    return out, len(rqa_tasks.EXECUTIONS) - before
+    out, run_id = _run(SMOKE)
+    return out, task_states(run_id, UNIT, _units(SMOKE))
 
 
 def test_smoke_runs_end_to_end_with_artifacts(smoke_run):
-    out, executed = smoke_run
+    out, states = smoke_run
     # m = 1 is computed once (its distances do not depend on tau), every other (m, tau) once
-    assert executed == len(SMOKE.m) * len(SMOKE.tau) - (len(SMOKE.tau) - 1)
+    assert states == Counter({"Completed": len(SMOKE.m) * len(SMOKE.tau) - (len(SMOKE.tau) - 1)})
     assert out["tier"] == "T1-Indicative" and out["device"] == "cpu"
     summary = read_artifacts(SUMMARY_KEY)[0].data
     assert "T1-Indicative" in summary and "synthetic" in summary
@@ -81,9 +97,9 @@ def test_tidy_table_has_one_row_per_cell_and_matches_reference(smoke_run):
 
 
 def test_rerun_executes_no_compute_task(smoke_run):
-    before = len(rqa_tasks.EXECUTIONS)
-    out = rqa_sweep(SMOKE)
-    assert len(rqa_tasks.EXECUTIONS) == before, "a finished (m, tau) task ran again"
+    out, run_id = _run(SMOKE)
+    states = task_states(run_id, UNIT, _units(SMOKE))
+    assert states == Counter({"Cached": _units(SMOKE)}), f"a finished unit ran again: {states}"
     assert pd.read_parquet(out["table"]).equals(pd.read_parquet(smoke_run[0]["table"]))
 
 
@@ -137,12 +153,17 @@ def test_bad_data_fails_before_compute_naming_it(prefect_harness, tmp_path):
         (short, "samples"),
         (nan, "control-000"),
     ]
-    before = len(rqa_tasks.EXECUTIONS)
+    run_ids = []
     for i, (data, needle) in enumerate(cases):
         path = _write_csv(tmp_path / f"bad{i}.csv", data)
+        state = rqa_sweep(
+            RqaSweepParams(data_path=path, device="cpu", m=[1, 3], tau=[2]), return_state=True
+        )
         with pytest.raises(InputError, match=needle):
-            rqa_sweep(RqaSweepParams(data_path=path, device="cpu", m=[1, 3], tau=[2]))
-    assert len(rqa_tasks.EXECUTIONS) == before, "compute ran on bad input"
+            state.result()
+        run_ids.append(state.state_details.flow_run_id)
+    # not even the device was picked: the data is read and checked first
+    assert task_runs_within(run_ids) == [], "a task ran on bad input"
 
 
 def test_sigkilled_sweep_redoes_only_unfinished_tasks(prefect_harness, tmp_path):
@@ -158,8 +179,9 @@ def test_sigkilled_sweep_redoes_only_unfinished_tasks(prefect_harness, tmp_path)
     root = Path(__file__).resolve().parent.parent
     counter = tmp_path / "count.txt"
 
-    def executions() -> list[str]:
-        return counter.read_text().split() if counter.exists() else []
+    def calls() -> Counter[str]:
+        """Series computed per unit "m,tau" (the fixture logs each before computing it)."""
+        return Counter(counter.read_text().split() if counter.exists() else [])
 
     env = dict(
         os.environ,
@@ -173,18 +195,24 @@ def test_sigkilled_sweep_redoes_only_unfinished_tasks(prefect_harness, tmp_path)
     proc = subprocess.Popen([*cmd, "0.2"], start_new_session=True, **quiet)
     try:
         deadline = time.monotonic() + 240
-        while len(executions()) < 1:
+        while calls()["2,1"] < 1:  # unit (1, 1) has returned, its result persisted
             assert proc.poll() is None, "flow ended before it could be killed"
-            assert time.monotonic() < deadline, "flow too slow to reach its first task"
+            assert time.monotonic() < deadline, "flow too slow to reach its second task"
             time.sleep(0.05)
-        time.sleep(0.7)  # the first result is persisted; the second task is mid-work
+        time.sleep(0.5)  # the second task is mid-work
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    assert executions() == ["1,1"], executions()
+    killed = calls()
+    assert killed["1,1"] == 9 and 1 <= killed["2,1"] < 9 and killed["3,1"] == 0, killed
     subprocess.run([*cmd, "0.0"], check=True, timeout=300, **quiet)
-    assert sorted(executions()) == ["1,1", "2,1", "3,1"], f"each task once: {executions()}"
-    assert Path(str(counter) + ".done").read_text() == str(9 * 3)
+    after = calls()
+    assert after["1,1"] == 9, f"the finished unit (1, 1) was computed again: {after}"
+    assert (after["2,1"], after["3,1"]) == (killed["2,1"] + 9, 9), f"each unfinished once: {after}"
+    done = json.loads(Path(str(counter) + ".done").read_text())
+    assert done["rows"] == 9 * 3
+    states = task_states(done["flow_run_id"], UNIT, 3)
+    assert states == Counter({"Cached": 1, "Completed": 2}), states
 
 
 def test_float32_run_reports_flipped_pairs(prefect_harness):
@@ -215,19 +243,25 @@ def test_dask_task_runner_spreads_units_over_a_local_cluster(prefect_harness, fa
 
     grid = {"preset": "smoke", "device": "cpu", "m": [2, 3], "tau": [1, 2], "seed": 7}
     spec = TaskRunnerSpec(kind="dask", n_workers=2)
-    before = len(rqa_tasks.EXECUTIONS)
-    out = rqa_sweep(RqaSweepParams(**grid, task_runner=spec, monitor_interval_s=0.2))
-    assert len(rqa_tasks.EXECUTIONS) == before, "units ran in the flow process, not on Dask"
+    out, run_id = _run(RqaSweepParams(**grid, task_runner=spec, monitor_interval_s=0.2))
+    n_units = _units(RqaSweepParams(**grid))
+    assert task_states(run_id, UNIT, n_units) == Counter({"Completed": n_units})
+    units = task_runs(run_id, UNIT)
+    assert all(r["flow_run_id"] != str(run_id) for r in units), "units ran in the flow itself"
     with get_client(sync_client=True) as client:
         subflows = client.read_flow_runs(
             flow_filter=FlowFilter(name=FlowFilterName(any_=["rqa-sweep-units"]))
         )
     assert any(r.state.is_completed() for r in subflows)
+    assert {r["flow_run_id"] for r in units} <= {str(r.id) for r in subflows}
     n = RqaSweepParams(**grid).n_combinations
     assert f"{n}/{n} combinations" in read_artifacts(PROGRESS_KEY)[0].description
     tidy = pd.read_parquet(out["table"])
     _assert_sample_matches_reference(tidy, gaze.generate_preset("smoke", seed=7), 5, 3)
 
-    again = rqa_sweep(RqaSweepParams(**grid, monitor_interval_s=0.2))
-    assert len(rqa_tasks.EXECUTIONS) == before, "a unit the Dask workers finished ran again"
+    again, again_id = _run(RqaSweepParams(**grid, monitor_interval_s=0.2))
+    states = task_states(again_id, UNIT, n_units)
+    assert states == Counter({"Cached": n_units}), (
+        f"a unit the Dask workers ran ran again: {states}"
+    )
     assert pd.read_parquet(again["table"]).equals(tidy)

@@ -44,3 +44,28 @@ def relabel_tau(columns: dict[str, list], tau: int) -> dict[str, list]:
     out = {k: list(v) for k, v in columns.items()}
     out["tau"] = [tau] * len(out["tau"])
     return out
+
+
+def combinations_per_unit(ms, taus, n_eps: int, n_l_min: int) -> dict[tuple[int, int], int]:
+    """Grid combinations each computed (m, tau) unit accounts for, in grid order (m = 1 stands
+    for every tau): the progress a finished unit adds."""
+    per_unit: dict[tuple[int, int], int] = {}
+    for m, _, tau_c in compute_units(ms, taus):
+        per_unit[(m, tau_c)] = per_unit.get((m, tau_c), 0) + n_eps * n_l_min
+    return per_unit
+
+
+def expand_units(computed: dict[tuple[int, int], dict], ms, taus) -> list[dict]:
+    """One unit result per grid (m, tau), in grid order: the m = 1 unit's result once per tau,
+    each copy's ``columns`` relabelled with its own tau."""
+    return [
+        {**computed[(m, tau_c)], "columns": relabel_tau(computed[(m, tau_c)]["columns"], tau)}
+        if tau != tau_c
+        else computed[(m, tau)]
+        for m, tau, tau_c in compute_units(ms, taus)
+    ]
+
+
+def units_by_pair(rows: list[dict]) -> dict[tuple[int, int], dict]:
+    """``{(m, tau): result}`` of a ``[{"m", "tau", "result"}]`` list (a subflow's JSON return)."""
+    return {(r["m"], r["tau"]): r["result"] for r in rows}
