@@ -1,7 +1,7 @@
 """Deterministic generator of the embedded default dataset (synthetic: caps results at T1).
 
-The world: candidates (a cocktail, a flower arrangement, a headshot: seed 000's three
-scenarios) carry four attributes, ``category``, ``colour``, ``background`` and ``dietary``. The
+The world: candidates (cocktails, flower arrangements, headshots: seed 000's three scenarios;
+and cakes) carry four attributes, ``category``, ``colour``, ``background`` and ``dietary``. The
 two channels see different parts of it, so a re-ranker needs both:
 
 * the caption (text channel) always names the category and the dietary tag, the colour in about
@@ -27,12 +27,18 @@ DATASET_VERSION = "2026.12.1"
 VISUAL_DIM = 32
 
 VOCAB: dict[str, list[str]] = {
-    "category": ["cocktail", "flowers", "headshot"],
-    "colour": ["red", "white", "pink", "yellow", "blue", "green"],
-    "background": ["white", "outdoor", "studio", "dark"],
+    "category": ["cocktail", "flowers", "headshot", "cake"],
+    "colour": ["red", "white", "pink", "yellow", "blue", "green", "purple", "orange"],
+    "background": ["white", "outdoor", "studio", "dark", "beach", "garden"],
     "dietary": ["vegan", "gluten-free", "alcohol-free", "standard"],
 }
-NOUN = {"cocktail": "cocktail", "flowers": "flower arrangement", "headshot": "portrait photo"}
+NOUN = {
+    "cocktail": "cocktail",
+    "flowers": "flower arrangement",
+    "headshot": "portrait photo",
+    "cake": "cake",
+}
+EDIBLE = ("cocktail", "cake")
 FILLER = ["", "high quality", "close-up", "professional shot", "popular choice"]
 VISIBLE = ("category", "colour", "background")
 
@@ -87,21 +93,23 @@ def visual_embedding(attrs: dict[str, str], proj: np.ndarray, noise: float, rng)
 
 
 def random_constraints(rng: np.random.Generator) -> dict[str, str]:
-    cat = VOCAB["category"][int(rng.integers(3))]
-    pool = ["colour", "background"] + (["dietary"] if cat == "cocktail" else [])
+    cat = VOCAB["category"][int(rng.integers(len(VOCAB["category"])))]
+    pool = ["colour", "background"] + (["dietary"] if cat in EDIBLE else [])
     n = int(rng.integers(1, len(pool) + 1))
     keys = sorted(rng.choice(pool, size=n, replace=False).tolist())
     return {"category": cat, **{k: VOCAB[k][int(rng.integers(len(VOCAB[k])))] for k in keys}}
 
 
-def candidate_for(cons: dict[str, str], rng: np.random.Generator, p_match: float) -> dict:
+def candidate_for(
+    cons: dict[str, str], rng: np.random.Generator, p_match: float, p_category: float = 0.9
+) -> dict:
     attrs = {k: VOCAB[k][int(rng.integers(len(VOCAB[k])))] for k in VOCAB}
-    if rng.random() < 0.75:
+    if rng.random() < p_category:
         attrs["category"] = cons["category"]
     for k, v in cons.items():
         if k != "category" and rng.random() < p_match:
             attrs[k] = v
-    if attrs["category"] != "cocktail":
+    if attrs["category"] not in EDIBLE:
         attrs["dietary"] = "standard"
     return attrs
 
@@ -111,7 +119,7 @@ def generate(
     n_train: int,
     n_test: int,
     n_candidates: int = 20,
-    noise: float = 0.35,
+    noise: float = 0.5,
     visual_dim: int = VISUAL_DIM,
     seed: int = 0,
 ) -> BatchEvalData:

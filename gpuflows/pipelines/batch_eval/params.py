@@ -54,7 +54,7 @@ class BatchEvalParams(BaseModel):
     target_size: int | None = Field(None, ge=1, description="Evaluation set size after expansion.")
     hard_share: float = Field(0.30, ge=0, le=1, description="Target share of hard queries.")
     hard_ndcg_below: float = Field(
-        0.6, gt=0, le=1, description="A query is hard when the model's nDCG@10 is below this."
+        0.85, gt=0, le=1, description="A query is hard when the model's nDCG@10 is below this."
     )
     ablation_threshold: float = Field(
         0.01, ge=0, description="Each drop's lower 95 % CI bound must exceed this."
