@@ -28,6 +28,7 @@ from gpuflows.core.evidence.history import RunHistory, RunRecord
 from gpuflows.core.evidence.trust import (
     Evidence,
     ModelRef,
+    Reproduction,
     Review,
     Tier,
     TrustAssessment,
@@ -43,6 +44,7 @@ __all__ = [
     "EnvironmentLock",
     "Evidence",
     "ModelRef",
+    "Reproduction",
     "Review",
     "RunHistory",
     "RunRecord",

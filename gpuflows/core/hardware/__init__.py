@@ -3,6 +3,7 @@
 - :mod:`~gpuflows.core.hardware.devices`: discovery (NVML first), the device a run uses, kinds.
 - :mod:`~gpuflows.core.hardware.pool_plan`: a host's GPUs as VRAM limits (names and slots).
 - :mod:`~gpuflows.core.hardware.timing`: device sync and timed calls.
+- :mod:`~gpuflows.core.hardware.runner_spec`: where a run's tasks execute (threads, Dask).
 - :mod:`~gpuflows.core.hardware.monitor` / :mod:`~gpuflows.core.hardware.monitor_report`: the
   GPU sampler and its summary, table and plot.
 
@@ -27,12 +28,16 @@ from gpuflows.core.hardware.pool_plan import (
     parse_memory_size,
     plan_pool_limits,
 )
+from gpuflows.core.hardware.runner_spec import GPU_RESOURCE, RunnerError, TaskRunnerSpec
 from gpuflows.core.hardware.timing import device_sync, time_callable
 
 __all__ = [
+    "GPU_RESOURCE",
     "DeviceChoice",
     "Discovery",
     "GpuSampler",
+    "RunnerError",
+    "TaskRunnerSpec",
     "check_gpu_indices",
     "check_vram_overrides",
     "choose_device",
