@@ -44,9 +44,11 @@ _BACKENDS: dict[str, Any] = {
     # tiny random-weight models (synthetic, T1): build_x(dir, seed=0) -> the model folder
     "tiny-edit": "gpuflows.models.tiny:build_tiny_edit_pipeline",
     "tiny-reward": "gpuflows.models.tiny:build_tiny_reward_model",
-    # language models (issue 12) go here, e.g.
-    #   "causal-lm": "gpuflows.models.llm.engine:<attr>",
-    #   "endpoint": "gpuflows.models.llm.endpoint:<attr>",
+    # language models: load_engine(LocalModelConfig, cache) -> LocalEngine and
+    # EndpointClient(EndpointConfig, cache), both with generate(requests) -> results
+    "causal-lm": "gpuflows.models.llm.load:load_engine",
+    "endpoint": "gpuflows.models.llm.endpoint:EndpointClient",
+    "tiny-causal-lm": "gpuflows.models.llm.load:build_tiny_qwen2",
     # and later "reranker".
 }
 
