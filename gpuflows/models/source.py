@@ -67,6 +67,9 @@ class ModelSourceSpec(BaseModel):
         ```
     """
 
+    # No model_config here: blocks.ModelSource inherits this class beside Prefect's Block, whose
+    # config (extra="allow", its schema hook) must stay in force for saved blocks to load.
+
     kind: Kind = Field(
         description="How path_or_id is read: local_path, hf_id, pypi_package or random_init.",
     )
