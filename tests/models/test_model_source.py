@@ -25,6 +25,7 @@ BAD = [
 def test_the_block_is_the_core_model():
     assert issubclass(ModelSource, ModelSourceSpec)
     assert list(ModelSource.model_fields) == list(ModelSourceSpec.model_fields)
+    assert ModelSource.model_config["extra"] == "allow"  # Prefect's Block config still rules
     for name, field in ModelSourceSpec.model_fields.items():
         block_field = ModelSource.model_fields[name]
         assert (block_field.annotation, block_field.default) == (field.annotation, field.default)
