@@ -16,10 +16,10 @@ PRESETS: dict[str, dict] = {
         "n_test": 40,
         "n_candidates": 20,
         "target_size": 80,
-        "n_requests": 60,
+        "n_requests": 30,
         "n_bootstrap": 500,
         "n_permutations": 500,
-        "server_rate_qps": 4.0,
+        "server_rate_qps": 5.0,
         "head_epochs": 150,
     },
     "seed": {
