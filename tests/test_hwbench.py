@@ -14,12 +14,8 @@ import torch
 
 from gpuflows.pipelines.gpu_baseline import common as hwbench_common
 from gpuflows.pipelines.gpu_baseline import hwbench
-from gpuflows.pipelines.gpu_baseline.datasheet import (
-    CPU_ESTIMATE_SOURCE,
-    DevicePeak,
-    cpu_peak_estimate,
-    peak_for,
-)
+from gpuflows.pipelines.gpu_baseline.cpu_peak import CPU_ESTIMATE_SOURCE, cpu_peak_estimate
+from gpuflows.pipelines.gpu_baseline.datasheet import DevicePeak, peak_for
 from gpuflows.pipelines.gpu_baseline.hwbench import (
     HwMeasurement,
     check_ratio,

@@ -12,12 +12,8 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
-from gpuflows.pipelines.gpu_baseline.datasheet import (
-    CPU_ESTIMATE_SOURCE,
-    DevicePeak,
-    cpu_peak_estimate,
-    peak_for,
-)
+from gpuflows.pipelines.gpu_baseline.cpu_peak import CPU_ESTIMATE_SOURCE, cpu_peak_estimate
+from gpuflows.pipelines.gpu_baseline.datasheet import DevicePeak, peak_for
 
 _SEED = 0
 MIB = 1 << 20
