@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field
 from gpuflows.core.hardware.devices import DeviceChoice, Discovery, discover
 from gpuflows.core.hardware.pool_plan import plan_pool_limits
 from gpuflows.core.memory.budget import (
+    GIB,
     BudgetError,
     PeakReport,
     VramEstimate,
@@ -192,6 +193,19 @@ def limit_capacity_gib(
             f"--gpu-pool-block NAME) or check {VRAM_HOST_ENV}/{VRAM_PREFIX_ENV} of this worker"
         )
     return capacity
+
+
+def run_capacity_bytes(
+    device: DeviceChoice, asked_gib: float | None, *, fallback_bytes: int
+) -> int:
+    """Bytes a run's models may hold on ``device``: on a GPU its VRAM limit
+    (:func:`limit_capacity_gib`: card minus the pool's reserve), narrowed by ``asked_gib``; on the
+    CPU (no limit) ``asked_gib``, else ``fallback_bytes`` (room for what the run holds)."""
+    limit_gib = limit_capacity_gib(device)
+    asked = None if asked_gib is None else int(asked_gib * GIB)
+    if limit_gib is None:
+        return asked if asked is not None else fallback_bytes
+    return min(limit_gib * GIB, asked) if asked is not None else limit_gib * GIB
 
 
 @contextlib.contextmanager
