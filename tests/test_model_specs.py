@@ -107,10 +107,12 @@ def test_a_same_shape_fine_tune_is_rescored_and_pickles_load_when_allowed(
 
     from blocks import ModelSource
     from flows.two_stage_eval import TwoStageEvalParams, two_stage_eval
-    from tasks import two_stage
 
-    def counts():
-        return tuple(sum(s == k for s, _ in two_stage.EXECUTED) for k in ("edit", "score"))
+    def counts():  # records appended to each stage's ledger: one per pair computed
+        ckpt = results / "two-stage-eval" / "checkpoint"
+        return tuple(
+            len((ckpt / f"{k}.jsonl").read_bytes().splitlines()) for k in ("edit", "score")
+        )
 
     fast = {"device": "cpu", "steps": 1}
     two_stage_eval(TwoStageEvalParams(**fast))  # edits and scores with the tiny reward model

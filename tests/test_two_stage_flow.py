@@ -24,21 +24,39 @@ from gpuflows.core.faults import InputError
 from gpuflows.core.memory.budget import GIB
 from gpuflows.core.memory.weight_files import weights_nbytes
 from gpuflows.core.store.ledger import Ledger
-from tasks import two_stage
+from gpuflows.pipelines.two_stage_eval import edited_intact
 from tasks.artifacts import read_artifacts
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = {"device": "cpu", "steps": 1}
 
 
+def _records(stage: str, root: Path | None = None) -> list[dict]:
+    """Every record the stage appended to its ledger, in order: one per item computed (a result,
+    its error, or an out-of-memory error to retry), so re-runs are counted by the checkpoint."""
+    root = root or Path(os.environ["GPUFLOWS_RESULTS_DIR"])
+    path = root / "two-stage-eval" / "checkpoint" / f"{stage}.jsonl"
+    out = []
+    for raw in path.read_bytes().split(b"\n")[:-1] if path.exists() else []:
+        try:
+            out.append(json.loads(raw))
+        except ValueError:  # a line torn by a SIGKILL mid-write: the ledger skips it too
+            continue
+    return out
+
+
 def _count(stage: str) -> int:
-    return sum(s == stage for s, _ in two_stage.EXECUTED)
+    return len(_records(stage))
+
+
+def _total() -> int:
+    return _count("edit") + _count("score")
 
 
 def test_smoke_end_to_end_then_rerun_computes_nothing(prefect_harness, results):
-    before = len(two_stage.EXECUTED)
+    before = _total()
     out = two_stage_eval(TwoStageEvalParams(**FAST))
-    assert len(two_stage.EXECUTED) - before == 20  # 10 edits + 10 scores
+    assert _total() - before == 20  # 10 edits + 10 scores
     o = out["summary"]["overall"]
     assert out["tier"] == "T1-Indicative" and o["n_scored"] + o["n_failed"] == 10
     assert set(out["summary"]) >= {"physical", "environment", "social", "causal", "referential"}
@@ -52,9 +70,9 @@ def test_smoke_end_to_end_then_rerun_computes_nothing(prefect_harness, results):
     assert "GPU monitor: inactive (" in report and out["gpu_monitor"]["samples"] == 0
     edited = list((results / "two-stage-eval" / "checkpoint" / "edited").glob("*.png"))
     assert len(edited) == 10
-    before = len(two_stage.EXECUTED)
+    before = _total()
     again = two_stage_eval(TwoStageEvalParams(**FAST))
-    assert len(two_stage.EXECUTED) == before, "a finished pair was redone"
+    assert _total() == before, "a finished pair was redone"
     assert again["summary"] == out["summary"]
 
 
@@ -70,7 +88,7 @@ def test_a_deleted_or_damaged_edited_image_is_edited_again(prefect_harness, resu
     assert _count("edit") - e0 == 2 and _count("score") - s0 <= 2
     assert again["summary"]["overall"]["n_scored"] == out["summary"]["overall"]["n_scored"]
     ledger = Ledger(results / "two-stage-eval" / "checkpoint" / "edit.jsonl")
-    assert all(two_stage.edited_intact(r) for r in ledger.latest().values())
+    assert all(edited_intact(r) for r in ledger.latest().values())
     e1 = _count("edit")
     two_stage_eval(TwoStageEvalParams(**FAST))
     assert _count("edit") == e1, "an intact checkpoint was edited again"
@@ -109,7 +127,7 @@ def test_a_pair_out_of_memory_alone_fails_alone_and_is_retried_next_run(
     e0, s0 = _count("edit"), _count("score")
     again = two_stage_eval(params)
     assert (_count("edit") - e0, _count("score") - s0) == (1, 1)
-    assert two_stage.EXECUTED[-2:] == [("edit", big["pair_id"]), ("score", big["pair_id"])]
+    assert [_records(s)[-1]["pair_id"] for s in ("edit", "score")] == [big["pair_id"]] * 2
     assert big["pair_id"] not in again["failed"]
 
 
@@ -137,10 +155,10 @@ def test_reedited_images_are_rescored_unchanged_ones_are_not(prefect_harness, re
 
 
 def test_model_too_big_for_budget_fails_before_loading(prefect_harness, results):
-    before = len(two_stage.EXECUTED)
+    before = _total()
     with pytest.raises(InputError, match="needs .* GiB .* budget"):
         two_stage_eval(TwoStageEvalParams(**FAST, vram_budget_gib=1e-6))
-    assert len(two_stage.EXECUTED) == before
+    assert _total() == before
 
 
 def test_bad_pairs_are_reported_and_skipped(prefect_harness, results, tmp_path):
@@ -221,17 +239,19 @@ def test_description_change_rescores_without_reediting(prefect_harness, results,
     e0, s0 = _count("edit"), _count("score")
     two_stage_eval(params)
     assert (_count("edit") - e0, _count("score") - s0) == (0, 1)
-    assert two_stage.EXECUTED[-1] == ("score", rec["pair_id"])
+    assert _records("score")[-1]["pair_id"] == rec["pair_id"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("stage", ["edit", "score"])
 def test_sigkill_mid_stage_then_rerun_loses_and_repeats_nothing(prefect_harness, tmp_path, stage):
     """SIGKILL the flow process group mid-stage (third edit, or third score after all edits),
-    re-run: each edit and each score is computed exactly once over both runs."""
+    re-run: each edit and each score is computed exactly once over both runs (one ledger record
+    each: a pair computed twice would have two)."""
     from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH
 
     counter = tmp_path / "count.txt"
+    checkpoint_root = tmp_path / "results"
     env = dict(
         os.environ,
         PREFECT_API_URL=PREFECT_API_URL.value(),
@@ -243,7 +263,11 @@ def test_sigkill_mid_stage_then_rerun_loses_and_repeats_nothing(prefect_harness,
     quiet = {"cwd": ROOT, "env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
 
     def items() -> list[str]:
-        return counter.read_text().split() if counter.exists() else []
+        return [
+            f"{stage}:{r['pair_id']}"
+            for stage in ("edit", "score")
+            for r in _records(stage, checkpoint_root)
+        ]
 
     target = 3 if stage == "edit" else 13  # 10 edits, then 3 scores
     proc = subprocess.Popen([*cmd, stage, "0.4"], start_new_session=True, **quiet)
