@@ -50,7 +50,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gpuflows.pipelines.rqa_sweep import rqa
+import gpuflows.pipelines.rqa_sweep.rqa as rqa
 from gpuflows.pipelines.rqa_sweep.engine_numba import HAVE_NUMBA, sweep_numba
 from gpuflows.pipelines.rqa_sweep.engine_numpy import sweep_numpy
 from gpuflows.pipelines.rqa_sweep.kernels import MAX_EPS, decision_thresholds
@@ -209,7 +209,7 @@ def sweep_histograms(
         raise ValueError("dtype='float32' is a torch-backend option (use backend='torch')")
     flips = flips_e = None
     if backend == "torch":
-        from gpuflows.pipelines.rqa_sweep import engine_torch as rqa_torch
+        import gpuflows.pipelines.rqa_sweep.engine_torch as rqa_torch
 
         res = rqa_torch.sweep_torch(xs, m, tau, N, e, metric, theiler, tile, dtype, device)
         (P_d, P_v, nrec), flips_e, used = res

@@ -58,7 +58,7 @@ def sweep_one(
 def default_tile(arr: np.ndarray, m: int, tau: int, n_eps: int) -> tuple[int, int, int]:
     """(N, d, tile): embedded vectors, components and the torch tile of ``arr`` at the default
     CUDA budget (float64)."""
-    from gpuflows.pipelines.rqa_sweep import engine_torch as rqa_torch
+    import gpuflows.pipelines.rqa_sweep.engine_torch as rqa_torch
 
     n = int(arr.shape[0])
     d = 1 if arr.ndim == 1 else int(arr.shape[1])
@@ -69,7 +69,7 @@ def default_tile(arr: np.ndarray, m: int, tau: int, n_eps: int) -> tuple[int, in
 
 def estimate_vram(series: dict[str, np.ndarray], m: int, tau: int, n_eps: int) -> VramEstimate:
     """Peak device bytes of the largest series of one (m, tau) task, at the torch default tile."""
-    from gpuflows.pipelines.rqa_sweep import engine_torch as rqa_torch
+    import gpuflows.pipelines.rqa_sweep.engine_torch as rqa_torch
 
     worst, basis = 0, "no series"
     for key, arr in series.items():
