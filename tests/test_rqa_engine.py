@@ -1,4 +1,5 @@
-"""The sweep-aware engine (gpuflows.pipelines.rqa_sweep.engine) against the NumPy reference (gpuflows.pipelines.rqa_sweep.rqa).
+"""The sweep-aware engine (gpuflows.pipelines.rqa_sweep.engine) against the NumPy reference
+(gpuflows.pipelines.rqa_sweep.rqa).
 
 Tolerance: none. In float64 every backend's histograms and recurrence counts must equal the
 reference's integer for integer (computed one eps at a time), and the metrics read from them

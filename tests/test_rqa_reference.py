@@ -1,4 +1,5 @@
-"""The NumPy RQA reference (gpuflows.pipelines.rqa_sweep.rqa) against pyunicorn 1.0.0, hand counts and edge cases.
+"""The NumPy RQA reference (gpuflows.pipelines.rqa_sweep.rqa) against pyunicorn 1.0.0, hand counts
+and edge cases.
 
 Conventions of pyunicorn 1.0.0 ``RecurrencePlot`` (read from its source) and how we compare:
 

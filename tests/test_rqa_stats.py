@@ -1,4 +1,5 @@
-"""Group statistics (gpuflows.pipelines.rqa_sweep.stats) against SciPy, brute force and a hand example."""
+"""Group statistics (gpuflows.pipelines.rqa_sweep.stats) against SciPy, brute force and a hand
+example."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Shared pieces of :mod:`gpuflows.pipelines.gpu_baseline.hwbench`: the measurement record, unit arithmetic, and the
-device / peak resolution helpers every measurement uses. Pure compute, no Prefect.
+"""Shared pieces of :mod:`gpuflows.pipelines.gpu_baseline.hwbench`: the measurement record, unit
+arithmetic, and the device / peak resolution helpers every measurement uses. Pure compute, no Prefect.
 """
 
 from __future__ import annotations

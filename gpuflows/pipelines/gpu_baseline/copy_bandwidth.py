@@ -1,8 +1,9 @@
-"""Copy bandwidth measurements for :mod:`gpuflows.pipelines.gpu_baseline.hwbench`: device memory, the measured CPU
-``np.copyto`` ceiling, and host<->device transfers over the host link. Pure compute, no Prefect.
+"""Copy bandwidth measurements for :mod:`gpuflows.pipelines.gpu_baseline.hwbench`: device memory,
+the measured CPU ``np.copyto`` ceiling, and host<->device transfers over the host link. Pure
+compute, no Prefect.
 
-Conventions (see :mod:`gpuflows.pipelines.gpu_baseline.hwbench`): a device copy of ``nbytes`` moves ``2 * nbytes``
-(read src + write dst); a host<->device copy moves ``nbytes`` once; GB/s = 1e9 B/s.
+Conventions (see :mod:`gpuflows.pipelines.gpu_baseline.hwbench`): a device copy of ``nbytes``
+moves ``2 * nbytes`` (read src + write dst); a host<->device copy moves ``nbytes`` once; GB/s = 1e9 B/s.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 Pure compute, no Prefect: the ``gpu-baseline`` flow wraps these in tasks. Every measurement is
 an :class:`HwMeasurement` carrying its raw samples, warm-up and repeat counts, sizes, the peak it
-is compared with and where that peak comes from (GPU: datasheet, :mod:`gpuflows.pipelines.gpu_baseline.datasheet`; CPU
-compute: an upper-bound estimate from cpuinfo; CPU copy: a measured ``np.copyto`` ceiling).
+is compared with and where that peak comes from (GPU: datasheet,
+:mod:`gpuflows.pipelines.gpu_baseline.datasheet`; CPU compute: an upper-bound estimate from
+cpuinfo, :mod:`gpuflows.pipelines.gpu_baseline.cpu_peak`; CPU copy: a measured ``np.copyto``
+ceiling).
 A measurement that cannot run here is still returned, with ``value=None`` and a note saying why.
 
 Conventions:
@@ -17,11 +19,13 @@ Conventions:
     * Operands are filled from a seeded ``torch.Generator``; their values do not change
       throughput (no data-dependent fast paths for dense float matmul or memcpy), and no result
       depends on random numbers beyond that.
-    * Timing uses :func:`gpuflows.core.hardware.timing.time_callable` with :func:`gpuflows.core.hardware.timing.device_sync`.
+    * Timing uses :func:`gpuflows.core.hardware.timing.time_callable` with
+      :func:`gpuflows.core.hardware.timing.device_sync`.
 
-The pieces live in small modules, re-exported here: :mod:`gpuflows.pipelines.gpu_baseline.common` (record,
-arithmetic, device/peak helpers), :mod:`gpuflows.pipelines.gpu_baseline.copy_bandwidth` (copy bandwidths) and
-:mod:`gpuflows.pipelines.gpu_baseline.tf32` (TF32 flags); this module holds the matmul measurement and the suite.
+The pieces live in small modules, re-exported here: :mod:`gpuflows.pipelines.gpu_baseline.common`
+(record, arithmetic, device/peak helpers), :mod:`gpuflows.pipelines.gpu_baseline.copy_bandwidth`
+(copy bandwidths) and :mod:`gpuflows.pipelines.gpu_baseline.tf32` (TF32 flags); this module holds
+the matmul measurement and the suite.
 """
 
 from __future__ import annotations
@@ -101,8 +105,8 @@ def default_sizes(
     CPU: fp32 matmul n=2048, bf16 n=1024 (bf16 is emulated on most CPUs, ~10x slower), copies
     of 64 MiB (past the last-level cache); the suite takes ~2-5 s on 2 cores. CUDA: matmul
     n=8192 (~1.1 TFLOP per matmul), copies of 1 GiB (far past L2), with ``inner=10`` matmuls or
-    device copies per timed call so the synchronise costs under 1 %. Each measurement's device bytes are
-    kept under ``max_fraction * total_memory_bytes`` by halving its size.
+    device copies per timed call so the synchronise costs under 1 %. Each measurement's device
+    bytes are kept under ``max_fraction * total_memory_bytes`` by halving its size.
 
     Example:
         >>> default_sizes("cuda", 80 * 2**30)["matmul_n_bf16"]

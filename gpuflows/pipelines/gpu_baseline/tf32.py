@@ -1,6 +1,7 @@
 """TF32 / float32-matmul-precision flags: switch TF32 for a block and read the flag state.
 
-Flags only, safe without a GPU; used by :func:`gpuflows.pipelines.gpu_baseline.hwbench.matmul_tflops`.
+Flags only, safe without a GPU; used by
+:func:`gpuflows.pipelines.gpu_baseline.hwbench.matmul_tflops`.
 """
 
 from __future__ import annotations

@@ -1,19 +1,20 @@
 """Sweep-aware RQA engine: line histograms for every eps from one pass over the distances.
 
-The NumPy reference (:mod:`gpuflows.pipelines.rqa_sweep.rqa`) builds one recurrence matrix per eps. In a parameter
-sweep the distances depend only on (series, m, tau, metric), so this engine computes each
-distance once, maps it to its *threshold index* q = #{eps_e <= dist} (eps sorted ascending;
-R_ij = 1 at eps_e iff dist < eps_e iff e >= q) and updates the run counters of all eps at once.
-Every l_min and v_min is then read from the histograms by :func:`gpuflows.pipelines.rqa_sweep.rqa.metrics_from_histograms`.
+The NumPy reference (:mod:`gpuflows.pipelines.rqa_sweep.rqa`) builds one recurrence matrix per
+eps. In a parameter sweep the distances depend only on (series, m, tau, metric), so this engine
+computes each distance once, maps it to its *threshold index* q = #{eps_e <= dist} (eps sorted
+ascending; R_ij = 1 at eps_e iff dist < eps_e iff e >= q) and updates the run counters of all
+eps at once. Every l_min and v_min is then read from the histograms by
+:func:`gpuflows.pipelines.rqa_sweep.rqa.metrics_from_histograms`.
 
 Definitions are exactly the reference's (see its module docstring): strict ``dist < eps``, P_d
 over diagonals |k| >= theiler in both triangles, P_v over whole columns, n_recurrences with the
 line of identity (LOI).
 
 Dtype contract (why ties at eps resolve exactly as in the reference):
-    The series is z-scored by :func:`gpuflows.pipelines.rqa_sweep.rqa.zscore` (float64). Every distance is float64,
-    built from the same IEEE operations in the same order as :func:`gpuflows.pipelines.rqa_sweep.rqa.distance_matrix`:
-    per coordinate (component-major, then lag) ``u = x[a] - x[b]``; euclidean accumulates
+    The series is z-scored by :func:`gpuflows.pipelines.rqa_sweep.rqa.zscore` (float64). Every
+    distance is float64, built from the same IEEE operations in the same order as
+    :func:`gpuflows.pipelines.rqa_sweep.rqa.distance_matrix`: per coordinate (component-major, then lag) ``u = x[a] - x[b]``; euclidean accumulates
     ``acc = acc + u*u`` from 0 (the reference then takes ``sqrt``); manhattan accumulates
     ``acc + |u|``; supremum takes ``max(acc, |u|)``. No fused multiply-add, no reassociation,
     no ``|a|^2 + |b|^2 - 2ab``. The euclidean ``sqrt(acc) < eps`` is decided as ``acc < T``
@@ -192,7 +193,8 @@ def sweep_histograms(
 
     Returns:
         :class:`SweepHistograms`; ``result.metrics(l_min, v_min)`` gives the reference's
-        measures per eps. Integer-identical to ``gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics`` per eps in float64.
+        measures per eps. Integer-identical to ``gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics``
+        per eps in float64.
 
     Example:
         >>> h = sweep_histograms([0, 0, 0, 3, 0, 0], 1, 1, [0.5, 5.0], normalize=False,

@@ -1,7 +1,7 @@
 """Torch backend of the sweep-aware RQA engine (CUDA or CPU): tiles of diagonals, then rows.
 
-Called through :func:`gpuflows.pipelines.rqa_sweep.engine.sweep_histograms` (``backend="torch"``); the
-definitions and the float64 dtype contract are that module's. Algorithm per (series, m, tau):
+Called through :func:`gpuflows.pipelines.rqa_sweep.engine.sweep_histograms`
+(``backend="torch"``); the definitions and the float64 dtype contract are that module's. Algorithm per (series, m, tau):
 
 1. Diagonal tiles of B diagonals k0..k0+B-1: ``u_c[b, t] = x_c[t] - x_c[t + k0 + b]`` (the
    shifted rows are a view, ``unfold``), ``s = u*u`` (euclidean) or ``|u|``; the distance of
@@ -17,9 +17,9 @@ definitions and the float64 dtype contract are that module's. Algorithm per (ser
    ``!=``, ``nonzero``, start/end pairs, lengths, one ``bincount`` over e*(N+1) + length.
 
 ``dtype="float32"``: series, distances and thresholds in float32 (a plain float32
-implementation's decisions, with a correctly rounded float32 sqrt) and, in the same tile, the float64 q; ``flipped`` counts per eps the R entries
-(both triangles, i != j) whose two decisions differ, = 2 * sum over pairs of |q32 - q64|
-split by eps. Memory: :func:`estimate_bytes`; no N x N float matrix is ever held.
+implementation's decisions, with a correctly rounded float32 sqrt) and, in the same tile, the
+float64 q; ``flipped`` counts per eps the R entries (both triangles, i != j) whose two decisions
+differ, = 2 * sum over pairs of |q32 - q64| split by eps. Memory: :func:`estimate_bytes`; no N x N float matrix is ever held.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """RQA measures for every (l_min, eps) of a sweep at once, from its line histograms.
 
-:func:`gpuflows.pipelines.rqa_sweep.rqa.metrics_from_histograms` reads one (eps, l_min) per call; a sweep unit has
-17 eps x 10 l_min of them, and per-call NumPy overhead would cost more than the histograms.
+:func:`gpuflows.pipelines.rqa_sweep.rqa.metrics_from_histograms` reads one (eps, l_min) per
+call; a sweep unit has 17 eps x 10 l_min of them, and per-call NumPy overhead would cost more than the histograms.
 :func:`measures_table` computes them all from suffix sums over the length axis. Every value is
 *identical* to the per-call reference: the sums are exact int64, the single rounding is the same
 final division, and ENT sums the same nonzero terms in the same order.
@@ -80,7 +80,8 @@ def measures_table(
 
     Returns:
         dict column -> (len(l_mins) * E,) array; L_max, V_max, N, l_min int64, the rest float64.
-        NaN / inf exactly where :func:`gpuflows.pipelines.rqa_sweep.rqa.metrics_from_histograms` gives them.
+        NaN / inf exactly where :func:`gpuflows.pipelines.rqa_sweep.rqa.metrics_from_histograms`
+        gives them.
     """
     N = _check_int("N", N, 1)
     v_min = _check_int("v_min", v_min, 1)
