@@ -154,6 +154,48 @@ def test_reedited_images_are_rescored_unchanged_ones_are_not(prefect_harness, re
     assert _count("edit") - e0 == 10 and _count("score") - s0 == 10
 
 
+def test_run_capacity_is_the_gpus_limit_narrowed_by_the_asked_budget(prefect_harness):
+    from gpuflows.core.hardware.devices import DeviceChoice
+    from tasks.vram import ensure_limits, run_capacity_bytes
+
+    gpu = DeviceChoice(
+        device="cuda:89",
+        kind="cuda",
+        index=89,
+        physical_index=89,
+        name="test-80g",
+        total_memory_bytes=80 * GIB,
+        requested="cuda",
+        fallback=False,
+        reason="test",
+    )
+    ensure_limits({"vram-gpu89": 37})
+    assert run_capacity_bytes(gpu, None, fallback_bytes=1) == 37 * GIB
+    assert run_capacity_bytes(gpu, 10, fallback_bytes=1) == 10 * GIB
+    assert run_capacity_bytes(gpu, 50, fallback_bytes=1) == 37 * GIB  # never above the limit
+    cpu = DeviceChoice(
+        device="cpu", kind="cpu", name="cpu", requested="cpu", fallback=False, reason="t"
+    )
+    assert run_capacity_bytes(cpu, None, fallback_bytes=123) == 123  # room for both models
+    assert run_capacity_bytes(cpu, 0.5, fallback_bytes=123) == GIB // 2
+
+
+def test_vram_hold_is_the_budget_when_batches_grow_else_the_resident_models():
+    from gpuflows.core.memory.budget import VramEstimate
+    from gpuflows.pipelines.two_stage_eval import vram_hold
+
+    needs = {
+        "edit": VramEstimate(nbytes=6 * GIB, basis="edit 6"),
+        "reward": VramEstimate(nbytes=8 * GIB, basis="reward 8"),
+    }
+    sized = vram_hold(None, needs, 20 * GIB)
+    assert sized.nbytes == 20 * GIB and "batches are sized to fill it" in sized.basis
+    assert "resident at peak 14.00 GiB" in sized.basis
+    assert vram_hold(4, needs, 20 * GIB).nbytes == 14 * GIB  # both fit: both resident
+    one = vram_hold(4, needs, 10 * GIB)  # they take turns: the larger one at a time
+    assert one.nbytes == 8 * GIB and one.basis == "resident models at peak: edit 6; reward 8"
+
+
 def test_model_too_big_for_budget_fails_before_loading(prefect_harness, results):
     before = _total()
     with pytest.raises(InputError, match="needs .* GiB .* budget"):

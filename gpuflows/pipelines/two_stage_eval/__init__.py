@@ -31,6 +31,7 @@ from gpuflows.pipelines.two_stage_eval.run_plan import (
     model_needs,
     plan_run,
     prepare_data,
+    vram_hold,
 )
 from gpuflows.pipelines.two_stage_eval.stages import (
     edit_call,
@@ -75,4 +76,5 @@ __all__ = [
     "score_key",
     "score_runner",
     "unedited",
+    "vram_hold",
 ]

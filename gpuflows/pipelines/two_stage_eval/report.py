@@ -15,9 +15,9 @@ from typing import Any
 
 from gpuflows.core.evidence.trust import TrustAssessment
 from gpuflows.core.memory.budget import GIB
-from gpuflows.pipelines.two_stage_eval import move_plan
 from gpuflows.pipelines.two_stage_eval.bench import canonical_category
 from gpuflows.pipelines.two_stage_eval.evidence import assess_run
+from gpuflows.pipelines.two_stage_eval.move_plan import compare
 from gpuflows.pipelines.two_stage_eval.run_plan import TwoStageRun
 from gpuflows.pipelines.two_stage_eval.score_stats import render_markdown, summarize
 
@@ -61,9 +61,9 @@ def conclude(
         + [(c, None, str(r)) for r in loaded.rejected if (c := canonical_category(r.category))]
     )
     ne, ns = run.needs["edit"].nbytes, run.needs["reward"].nbytes
-    planned = move_plan.compare(loaded.sizes(), ne, ns, run.capacity)
+    planned = compare(loaded.sizes(), ne, ns, run.capacity)
     # the same data under a budget that holds one model at a time: what the orders cost there
-    planned_one = move_plan.compare(loaded.sizes(), ne, ns, max(ne, ns))
+    planned_one = compare(loaded.sizes(), ne, ns, max(ne, ns))
     failed = {q.pair_id: scores[q.pair_id]["error"] for q in pairs if scores[q.pair_id]["error"]}
     return TwoStageOutcome(
         run=run,

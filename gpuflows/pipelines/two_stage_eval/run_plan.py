@@ -24,8 +24,8 @@ from gpuflows.core.store.io import results_root
 from gpuflows.core.store.ledger import Ledger
 from gpuflows.models.diffusers_edit import load_edit_model
 from gpuflows.models.vlm_reward import load_reward_model
-from gpuflows.pipelines.two_stage_eval import move_plan
 from gpuflows.pipelines.two_stage_eval.bench import EditPair, LoadResult, load_benchmark
+from gpuflows.pipelines.two_stage_eval.move_plan import resident_need
 from gpuflows.pipelines.two_stage_eval.params import TwoStageEvalParams
 from gpuflows.pipelines.two_stage_eval.prompt_set import PromptSet
 from gpuflows.pipelines.two_stage_eval.synth import generate_benchmark, is_synthetic
@@ -108,22 +108,29 @@ class TwoStageRun:
 
     @property
     def hold(self) -> VramEstimate:
-        """What the run holds of the GPU's VRAM limit while its models are on it.
+        """What the run holds of the GPU's VRAM limit while its models are on it
+        (:func:`vram_hold`)."""
+        return vram_hold(self.params.batch_size, self.needs, self.capacity)
 
-        With a fixed ``batch_size``: what it keeps resident (both models when they fit together,
-        else the larger; each need carries the stated activation margin). With batches sized
-        from the budget: the whole budget, since the batches grow into it.
-        """
-        needs, capacity = self.needs, self.capacity
-        resident = move_plan.resident_need(needs["edit"].nbytes, needs["reward"].nbytes, capacity)
-        models = f"{needs['edit'].basis}; {needs['reward'].basis}"
-        if self.params.batch_size is None:
-            return VramEstimate(
-                nbytes=capacity,
-                basis=f"the run's {capacity / GIB:.2f} GiB budget: batches are sized to fill it "
-                f"(models resident at peak {resident / GIB:.2f} GiB: {models})",
-            )
-        return VramEstimate(nbytes=resident, basis=f"resident models at peak: {models}")
+
+def vram_hold(
+    batch_size: int | None, needs: dict[str, VramEstimate], capacity: int
+) -> VramEstimate:
+    """What a run holds of the GPU's VRAM limit while its models are on it.
+
+    With a fixed ``batch_size``: what it keeps resident (both models when they fit together,
+    else the larger; each need carries the stated activation margin). With batches sized from
+    the budget (``None``): the whole budget, since the batches grow into it.
+    """
+    resident = resident_need(needs["edit"].nbytes, needs["reward"].nbytes, capacity)
+    models = f"{needs['edit'].basis}; {needs['reward'].basis}"
+    if batch_size is None:
+        return VramEstimate(
+            nbytes=capacity,
+            basis=f"the run's {capacity / GIB:.2f} GiB budget: batches are sized to fill it "
+            f"(models resident at peak {resident / GIB:.2f} GiB: {models})",
+        )
+    return VramEstimate(nbytes=resident, basis=f"resident models at peak: {models}")
 
 
 def prepare_data(p: TwoStageEvalParams) -> tuple[Path, LoadResult]:
