@@ -15,10 +15,9 @@ returns the requests seen, the in-flight count now and its maximum (counted at t
 and each prompt's attempt times. ``running(app)`` serves an app in a thread on a free port of
 127.0.0.1; ``python -m gpuflows.models.llm.faults_server --port N --latency 0.5`` serves it in a
 process of its own (the bench does, so the client and server do not share one event loop).
-
-No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations
-(``Request``, imported inside :func:`fault_app`) at run time.
 """
+
+from __future__ import annotations
 
 import argparse
 import asyncio
@@ -41,11 +40,14 @@ def _prompt_text(body: dict[str, Any]) -> str:
 
 
 def fault_app(latency_s: float = 0.0, *, hang_s: float = 30.0) -> Any:
-    """The responder as a FastAPI app (state on ``app.state.stats``)."""
-    from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    """The responder as a Starlette app (state on ``app.state.stats``); plain Starlette rather
+    than FastAPI, so the responder spends little CPU of its own in the load bench."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
 
-    app = FastAPI()
+    app = Starlette()
     stats: dict[str, Any] = {"requests": 0, "in_flight": 0, "in_flight_max": 0, "attempts": {}}
     app.state.stats = stats
 
@@ -85,34 +87,39 @@ def fault_app(latency_s: float = 0.0, *, hang_s: float = 30.0) -> Any:
                 choice["message"] = {"role": "assistant", "content": out}
             else:
                 choice["text"] = out
-            return {
-                "object": "chat.completion" if chat else "text_completion",
-                "model": body.get("model"),
-                "choices": [choice],
-                "usage": {"prompt_tokens": len(text.split()), "completion_tokens": words},
-            }
+            return JSONResponse(
+                {
+                    "object": "chat.completion" if chat else "text_completion",
+                    "model": body.get("model"),
+                    "choices": [choice],
+                    "usage": {"prompt_tokens": len(text.split()), "completion_tokens": words},
+                }
+            )
         finally:
             stats["in_flight"] -= 1
 
-    @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
         return await answer(request, True)
 
-    @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
         return await answer(request, False)
 
-    @app.get("/stats")
-    async def get_stats() -> Any:
-        return {k: v for k, v in stats.items() if k != "attempts"} | {
-            "prompts": len(stats["attempts"])
-        }
+    async def get_stats(request: Request) -> Any:
+        view = {k: v for k, v in stats.items() if k != "attempts"}
+        return JSONResponse(view | {"prompts": len(stats["attempts"])})
 
-    @app.post("/reset")
-    async def reset() -> Any:
+    async def reset(request: Request) -> Any:
         stats.update(requests=0, in_flight_max=stats["in_flight"], attempts={})
-        return {"ok": True}
+        return JSONResponse({"ok": True})
 
+    app.router.routes.extend(
+        [
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/stats", get_stats, methods=["GET"]),
+            Route("/reset", reset, methods=["POST"]),
+        ]
+    )
     return app
 
 
