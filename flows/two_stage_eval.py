@@ -3,8 +3,9 @@
 Seed 004. The edit model and the reward model may not fit one GPU together, so the flow runs all
 of stage 1 (every category), then swaps once, then all of stage 2: one swap, or none when the
 budget holds both (the seed: 540 moves per pair, 9 per category). A residency manager
-(:mod:`gpuflows.core.memory.residency`) places the models within the budget and times every move; the report
-states the swaps of the naive, per-category and our order (:mod:`gpuflows.pipelines.two_stage_eval.move_plan`).
+(:mod:`gpuflows.core.memory.residency`) places the models within the budget and times every
+move; the report states the swaps of the naive, per-category and our order
+(:mod:`gpuflows.pipelines.two_stage_eval.move_plan`).
 
 Per pair and stage the result is checkpointed (:mod:`tasks.two_stage`): a killed run re-run with
 the same parameters redoes nothing finished; a re-edited image is re-scored. Edited images are
@@ -18,7 +19,8 @@ transformers code (synthetic: the result caps at T1); ``"block:<name>"`` loads a
 anything else is a model folder on this host (safetensors, no remote code).
 
     python -m flows.two_stage_eval --preset smoke
-    python -m flows.two_stage_eval --data bench/ --edit-model /models/ip2p --reward-model /models/vlm
+    python -m flows.two_stage_eval --data bench/ \
+        --edit-model /models/ip2p --reward-model /models/vlm
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ A ``.jsonl`` file holds one record per line; a ``.json`` file a list of records,
 
 Bad pairs never stop a run: each is *rejected* (:class:`Rejection`: pair, field, reason with
 the fix) and the rest load; every image is checked once before any model loads. Loading raises
-:class:`gpuflows.core.faults.InputError` only when nothing is usable (no such path, a file that is not
-JSON, no valid pair) or a ``pair_id`` repeats.
+:class:`gpuflows.core.faults.InputError` only when nothing is usable (no such path, a file that
+is not JSON, no valid pair) or a ``pair_id`` repeats.
 """
 
 from __future__ import annotations
@@ -286,7 +286,8 @@ def _data_files(path: Path) -> list[Path]:
     if path.is_file():
         if path.suffix.lower() not in (".json", ".jsonl"):
             raise InputError(
-                f"data_path={path}: not a .json or .jsonl file (format: gpuflows.pipelines.two_stage_eval.bench)"
+                f"data_path={path}: not a .json or .jsonl file "
+                "(format: gpuflows.pipelines.two_stage_eval.bench)"
             )
         return [path]
     files = [
@@ -294,7 +295,8 @@ def _data_files(path: Path) -> list[Path]:
     ]
     if not files:
         raise InputError(
-            f"data_path={path}: no .jsonl or .json file in this folder (format: gpuflows.pipelines.two_stage_eval.bench)"
+            f"data_path={path}: no .jsonl or .json file in this folder "
+            "(format: gpuflows.pipelines.two_stage_eval.bench)"
         )
     rank = {c: i for i, c in enumerate(CATEGORIES)}
     return sorted(files, key=lambda p: (rank.get(canonical_category(p.stem) or "", 99), p.name))
@@ -413,6 +415,7 @@ def load_benchmark(path: str | Path) -> LoadResult:
     if not result.pairs:
         why = "; ".join(str(r) for r in result.rejected[:5]) or "no records"
         raise InputError(
-            f"data_path={path}: no usable pair ({why}): fix the records (format: gpuflows.pipelines.two_stage_eval.bench)"
+            f"data_path={path}: no usable pair ({why}): fix the records "
+            "(format: gpuflows.pipelines.two_stage_eval.bench)"
         )
     return result

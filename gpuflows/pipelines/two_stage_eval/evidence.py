@@ -1,4 +1,6 @@
-"""What a two-stage-eval run shows about itself, for the Trust Tier (:mod:`gpuflows.core.evidence.trust`).
+"""What a two-stage-eval run shows about itself, for its Trust Tier.
+
+Read by :func:`gpuflows.core.evidence.trust.assess`.
 
 The data and the models say whether they are synthetic, the lock says how the run was made, the
 sample size is the pairs scored, and one integrity check says every pair ended in a record (a

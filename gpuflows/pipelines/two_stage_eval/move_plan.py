@@ -15,9 +15,10 @@ Counting convention (the same as :class:`gpuflows.core.memory.residency.Residenc
   off + model B on, counted once. The first placement on an empty device is a *load*, not a swap.
   With a budget that holds one model: naive = 2·n (540 for the seed's 270 pairs), per_category =
   2·C − 1 (9 for 5 categories), ours = 1. With a budget that holds both: 0 for every schedule.
-* One **transfer** = one load or one offload (one :class:`~gpuflows.core.memory.residency.MoveRecord`):
-  transfers = 1 + 2·swaps when one model fits (the initial load, then off + on per swap), and
-  the number of models used when both fit (their initial loads). Nothing is offloaded at the end.
+* One **transfer** = one load or one offload (one
+  :class:`~gpuflows.core.memory.residency.MoveRecord`): transfers = 1 + 2·swaps when one model
+  fits (the initial load, then off + on per swap), and the number of models used when both fit
+  (their initial loads). Nothing is offloaded at the end.
 
 Bytes are the units of every need and capacity. Pure arithmetic: no torch.
 """
@@ -59,7 +60,8 @@ def _check_needs(need_edit: int, need_score: int, capacity: int) -> bool:
         if not 0 <= need <= capacity:
             raise ValueError(
                 f"need of the {name} model = {need} bytes, budget {capacity} bytes: a need must be "
-                ">= 0 and fit the budget alone; use a smaller dtype, shard the model or a larger GPU"
+                ">= 0 and fit the budget alone; use a smaller dtype, shard the model or a larger "
+                "GPU"
             )
     return need_edit + need_score <= capacity
 
@@ -100,7 +102,8 @@ def schedule(name: str, sizes: Mapping[str, int]) -> list[Use]:
 
 
 def plan_order(sizes: Mapping[str, int]) -> list[tuple[str, str]]:
-    """Our stage order: (stage, category) for stage 1 over every non-empty category, then stage 2."""
+    """Our stage order: (stage, category) for stage 1 over every non-empty category, then
+    stage 2."""
     _check_sizes(sizes)
     return [(m, c) for m in (EDIT, SCORE) for c, n in sizes.items() if n > 0]
 
@@ -150,8 +153,9 @@ def compare_transfers(
 
 
 def swaps_from_records(records: Sequence[Any]) -> int:
-    """Swaps in a list of :class:`~gpuflows.core.memory.residency.MoveRecord`: loads that follow at least one
-    offload since the previous load (the convention above; the manager's ``swaps`` agrees)."""
+    """Swaps in a list of :class:`~gpuflows.core.memory.residency.MoveRecord`: loads that follow
+    at least one offload since the previous load (the convention above; the manager's ``swaps``
+    agrees)."""
     n, off = 0, False
     for r in records:
         if r.direction == "offload":

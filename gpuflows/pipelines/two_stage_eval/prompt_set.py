@@ -1,10 +1,11 @@
-"""Versioned reward prompts per category, kept in YAML (``gpuflows/pipelines/two_stage_eval/prompts/two_stage_eval.yaml``).
+"""Versioned reward prompts per category, kept in YAML
+(``gpuflows/pipelines/two_stage_eval/prompts/two_stage_eval.yaml``).
 
 Schema::
 
     version: "2026-11-22.2"            # required; change it with every prompt edit
     answer_format: "Score: <n>"        # optional, informative
-    categories:                        # every category of gpuflows.pipelines.two_stage_eval.bench (Chinese names ok)
+    categories:                        # every category of the benchmark (Chinese names ok)
       physical:
         system: "You are a strict judge of ... physical plausibility ..."
         user: 'Original image: {description}  Edit instruction: "{instruction}" ... "Score: <n>"'
@@ -80,13 +81,14 @@ def parse_prompts(doc: Any, where: str) -> PromptSet:
     """Check a parsed YAML document (module docstring) and build the :class:`PromptSet`."""
     if not isinstance(doc, dict):
         raise InputError(
-            f"prompts_path={where}: not a YAML mapping (see gpuflows.pipelines.two_stage_eval.prompt_set)"
+            f"prompts_path={where}: not a YAML mapping "
+            "(see gpuflows.pipelines.two_stage_eval.prompt_set)"
         )
     version = doc.get("version")
     if not isinstance(version, str | int | float) or not str(version).strip():
         raise InputError(
-            f"prompts_path={where}: needs a top-level 'version' string (quoted): add one, and change "
-            "it with every prompt edit"
+            f"prompts_path={where}: needs a top-level 'version' string (quoted): add one, and "
+            "change it with every prompt edit"
         )
     cats = doc.get("categories")
     if not isinstance(cats, dict):

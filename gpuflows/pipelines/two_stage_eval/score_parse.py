@@ -36,7 +36,8 @@ _TAG = r"\b(?:final\s+|overall\s+)?(?:score|rating|rated|rate|grade|verdict)\b"
 # between a tag and its number: punctuation, an optional stated range "(0-10)", filler words
 _RANGE = r"(?:\(?\s*(?:on\s+a\s+scale\s+of\s+|from\s+)?\d+\s*(?:-|–|to)\s*\d+\s*\)?)"
 _FILLER = r"(?:is|of|it|this|that|the|edit|image|would|be|as|a|an|i'd|i|give|at)"
-_GAP = rf"(?:[^\w\n+\-–]++|[+\-–](?![\d.])|{_RANGE}|{_FILLER}\b)*+"  # possessive: no catastrophic backtracking
+# possessive: no catastrophic backtracking
+_GAP = rf"(?:[^\w\n+\-–]++|[+\-–](?![\d.])|{_RANGE}|{_FILLER}\b)*+"
 # a stated scale is not a score: "on a scale of 0 to 10", "(0-10)", "(1 to 5)"
 _STATED_RANGE_RE = re.compile(
     r"(?:\b(?:on\s+)?(?:a\s+)?scale\s+(?:of|from)\s+\d+\s*(?:-|–|to)\s*(?P<top>\d+))"

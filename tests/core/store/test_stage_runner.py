@@ -1,4 +1,4 @@
-"""The shared checkpointed batched stage loop: resume, OOM halving, items failing alone, progress."""
+"""The shared checkpointed batched stage loop: resume, OOM halving, lone OOMs, progress."""
 
 from __future__ import annotations
 
