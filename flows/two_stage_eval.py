@@ -19,8 +19,7 @@ transformers code (synthetic: the result caps at T1); ``"block:<name>"`` loads a
 anything else is a model folder on this host (safetensors, no remote code).
 
     python -m flows.two_stage_eval --preset smoke
-    python -m flows.two_stage_eval --data bench/ \
-        --edit-model /models/ip2p --reward-model /models/vlm
+    python -m flows.two_stage_eval --data bench/ --edit-model /m/ip2p --reward-model /m/vlm
 """
 
 from __future__ import annotations
