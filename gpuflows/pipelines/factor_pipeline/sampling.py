@@ -40,13 +40,16 @@ _NL = orjson.OPT_APPEND_NEWLINE
 
 
 def input_files(path: str | Path, *, field: str = "input_path") -> list[Path]:
-    """A file, or the ``*.jsonl`` / ``*.json`` files of a folder (sorted)."""
+    """A file; step 1's folder (its manifest's shards); or a folder's ``*.jsonl`` / ``*.json``."""
     p = Path(path).expanduser()
     if p.is_file():
         return [p]
     if p.is_dir():
+        manifest = p / "manifest.json"
+        if manifest.is_file():  # step 1's output folder: its shards, in order
+            return [p / s["jsonl"] for s in orjson.loads(manifest.read_bytes())["shards"]]
         files = sorted([*p.glob("*.jsonl"), *p.glob("*.json")])
-        files = [f for f in files if f.name != "manifest.json"]
+        files = [f for f in files if not f.name.endswith(".done.json")]
         if files:
             return files
         raise InputError(f"{field}={str(p)!r} holds no *.jsonl or *.json files")
