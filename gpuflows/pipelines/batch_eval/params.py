@@ -12,15 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 PRESETS: dict[str, dict] = {
     "smoke": {
-        "n_train": 60,
-        "n_test": 40,
+        "n_train": 48,
+        "n_test": 32,
         "n_candidates": 20,
-        "target_size": 80,
-        "n_requests": 30,
-        "n_bootstrap": 500,
-        "n_permutations": 500,
-        "server_rate_qps": 5.0,
-        "head_epochs": 150,
+        "target_size": 60,
+        "n_requests": 24,
+        "n_bootstrap": 300,
+        "n_permutations": 300,
+        "server_rate_qps": 4.0,
+        "head_epochs": 80,
     },
     "seed": {
         "n_train": 200,
