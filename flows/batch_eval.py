@@ -10,7 +10,8 @@
    qrels re-scored by ir-measures.
 5. Production baseline: offline and server (Poisson) scenarios, SLO checks on 95 % bounds, the
    stored baseline compared (events ``gpuflows.slo.breached`` / ``gpuflows.slo.regressed``).
-6. Final report ``batch-eval-report`` (decisions, tiers, plots, archive with a digest manifest).
+6. CoTRR-Lite: a lighter configuration checked against p95 <= 150 ms and peak <= 512 MB.
+7. Final report ``batch-eval-report`` (decisions, tiers, plots, archive with a digest manifest).
 
     python -m flows.batch_eval --preset smoke
     python -m flows.batch_eval --preset seed --device cuda
@@ -28,6 +29,7 @@ from tasks.batch_eval import (
     SafetyGate,
     ablate,
     compare_and_store,
+    cotrr_lite,
     expand,
     load_data,
     load_expanded,
@@ -59,6 +61,7 @@ def batch_eval(params: BatchEvalParams = BatchEvalParams()) -> dict[str, Any]:  
     gate.check("ablation")
     base = measure_baseline(evaluated, head, ids, p, choice)
     gate.check("baseline")
+    lite = cotrr_lite(evaluated, head, ids, p, choice)
     s = summarise(
         p,
         data=data,
@@ -67,6 +70,7 @@ def batch_eval(params: BatchEvalParams = BatchEvalParams()) -> dict[str, Any]:  
         expanded=expanded,
         ablation=abl,
         baseline=base,
+        lite=lite,
         device_used=choice.device,
         out=out,
     )

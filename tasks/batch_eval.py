@@ -21,7 +21,7 @@ from gpuflows.core.hardware.devices import DeviceChoice
 from gpuflows.core.memory.budget import VramEstimate, estimate_model
 from gpuflows.core.store.io import atomic_write_json, read_json, results_root
 from gpuflows.models.reranker import RERANKERS, TextEncoder, load_head
-from gpuflows.pipelines.batch_eval import ablation, expansion, metrics, scoring, serving
+from gpuflows.pipelines.batch_eval import ablation, expansion, lite, metrics, scoring, serving
 from gpuflows.pipelines.batch_eval.generate import generate, grade, query_text
 from gpuflows.pipelines.batch_eval.params import BatchEvalParams
 from gpuflows.pipelines.batch_eval.schema import BatchEvalData, load_dataset, write_dataset
@@ -219,6 +219,28 @@ def measure_baseline(
         "gain": gain.model_dump(),
         "checks": [c.model_dump() for c in checks],
     }
+
+
+@task(cache_policy=NO_CACHE)
+def cotrr_lite(
+    data: BatchEvalData, head: dict, query_ids: list[str], p: BatchEvalParams, choice: DeviceChoice
+) -> dict[str, Any]:
+    """CoTRR-Lite: the lighter configuration served, p95 <= 150 ms and peak <= 512 MB checked."""
+    model, enc = _model(head, data.visual_dim, choice.device)
+    lists = scoring.build_lists(data, enc, query_ids)
+    with vram_budget(vram_need(data.visual_dim, p.batch_size), device=choice):
+        res = lite.run_lite(
+            model,
+            lists,
+            n_requests=p.n_requests,
+            rate_qps=p.server_rate_qps,
+            batch_size=p.batch_size,
+            warmup=p.warmup,
+            timeout_ms=p.request_timeout_ms,
+            device=choice.device,
+            seed=p.seed,
+        )
+    return res.model_dump()
 
 
 @task(cache_policy=NO_CACHE)

@@ -24,6 +24,7 @@ def summarise(
     expanded: dict[str, Any],
     ablation: dict[str, Any],
     baseline: dict[str, Any],
+    lite: dict[str, Any] | None,
     device_used: str,
     out: Path,
 ) -> dict[str, Any]:
@@ -83,6 +84,8 @@ def summarise(
     atomic_write_json(out / "ablation.json", ablation)
     atomic_write_json(out / "slo_baseline.json", baseline)
     atomic_write_json(out / "expansion.json", {**exp, "digest": expanded["digest"]})
+    if lite is not None:
+        atomic_write_json(out / "cotrr_lite.json", lite)
     archive = report.write_archive(out)
     files = {
         "expanded set": f"{Path(expanded['files']['queries']).parent} ({expanded['digest']})",
@@ -98,7 +101,12 @@ def summarise(
         ablation=ablation,
         serving={"offline": baseline["offline"], "server": srv},
         slo=slo,
-        lite=None,
+        lite=None
+        if lite is None
+        else {
+            "checks": [CheckResult.model_validate(c) for c in lite["checks"]],
+            "note": lite["note"],
+        },
         files=files,
     )
     if data.synthetic:
@@ -122,6 +130,9 @@ def summarise(
             "ablation": {k: v for k, v in ablation.items() if k != "query_ids"},
             "baseline": {k: baseline[k] for k in ("gain", "checks")},
             "head": head,
+            "cotrr_lite": None
+            if lite is None
+            else {k: lite[k] for k in ("config", "peak_memory_mb", "memory_basis", "checks")},
             "files": files,
         },
     }

@@ -70,3 +70,24 @@ def test_latency_regression_needs_more_than_noise():
     assert not serving.latency_regressed(same, base)[0]
     regressed, nums = serving.latency_regressed(slower, base)
     assert regressed and nums["median_ratio"] > 1.2
+
+
+def test_cotrr_lite_is_measured_and_checked(world):
+    from gpuflows.pipelines.batch_eval import lite
+
+    res = lite.run_lite(
+        world["model"],
+        world["test"],
+        n_requests=10,
+        rate_qps=20,
+        batch_size=8,
+        warmup=1,
+        timeout_ms=6e5,
+        device="cpu",
+    )
+    assert res.server.requests == 10 and res.server.failed == 0
+    assert {c.name for c in res.checks} == {"lite_p95_latency", "lite_peak_memory"}
+    lat = next(c for c in res.checks if c.name == "lite_p95_latency")
+    assert not lat.passed and "n/a" in lat.reason  # 10 requests cannot bound p95
+    assert res.peak_memory_mb >= 0 and "RSS growth" in res.memory_basis
+    assert res.server.ndcg10 > 0.5  # the int8 encoder still ranks with the trained head
