@@ -56,9 +56,12 @@ def publish_tiered_report(
     artifact_id = create_markdown_artifact(
         embed_named_plots(md), key=key, description=f"{title} — {assessment.tier.value}"
     )
+    ctx = FlowRunContext.get()
     return {
         "json": str(json_path),
         "markdown": str(md_path),
         "artifact_id": str(artifact_id),
+        "key": key,
+        "flow_run_id": str(ctx.flow_run.id) if ctx and ctx.flow_run else None,
         "tier": assessment.tier.value,
     }
