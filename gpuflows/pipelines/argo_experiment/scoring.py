@@ -69,6 +69,10 @@ def mean_ci(values: list[float]) -> tuple[float, float, float]:
     return (m, m - half, m + half)
 
 
+def _tkey(d: dict[str, Any]) -> tuple[float, float]:
+    return (round(float(d["theta_cont"]), 9), round(float(d["theta_star"]), 9))
+
+
 def expand_rows(
     episodes: list[dict[str, Any]], thresholds: list[dict[str, Any]], c_p: float
 ) -> list[dict[str, Any]]:
@@ -81,13 +85,13 @@ def expand_rows(
     base: list[dict] = []
     for ep in episodes:
         if ep["strategy"] == "argo":
-            argo.setdefault((ep["theta_cont"], ep["theta_star"]), []).append(ep)
+            argo.setdefault(_tkey(ep), []).append(ep)
         else:
             base.append(ep)
     rows: list[dict[str, Any]] = []
     for t in thresholds:
         c_r = t["c_r"]
-        served = base + argo.get((t["theta_cont"], t["theta_star"]), [])
+        served = base + argo.get(_tkey(t), [])
         for ep in served:
             choice = parse_choice(ep["answer"], ep["n_options"])
             rows.append(
