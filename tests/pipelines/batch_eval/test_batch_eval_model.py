@@ -30,3 +30,12 @@ def test_trained_head_beats_text_only_and_reloads(world):
         assert np.allclose(model.score(test.q[:3], test.t[:3], test.v[:3]), a, atol=1e-6)
     finally:
         model.head = keep
+
+
+def test_pooling_matches_sentence_transformers(encoder):
+    """Our transformers path (mean pooling + L2) gives the model's own sentence-transformers
+    embeddings (its modules.json: Transformer, Pooling(mean), Normalize)."""
+    st = __import__("pytest").importorskip("sentence_transformers")
+    texts = ["vegan red cocktail, close-up", "portrait photo on a dark background"]
+    ref = st.SentenceTransformer(str(encoder.path), device="cpu").encode(texts)
+    assert np.allclose(encoder.forward(texts).numpy(), ref, atol=1e-5)
