@@ -11,6 +11,7 @@ calls :func:`crash_stale_runs` first:
    sign of life (its last ``prefect.flow-run.heartbeat`` event, else the moment it entered
    Running) is older than ``max_silence_s``. A run that never sent a heartbeat and entered Running
    less than ``max_silence_s`` ago is left alone; heartbeats come every 30 s (prefect.toml).
+   A crashed run's results folder is removed when it holds no file (killed before writing).
 
 The next identical run then reuses every cached task result of the crashed one (house cache
 policy); ``prefect flow-run retry <id> --entrypoint flows/<x>.py:<flow>`` resumes the crashed run
@@ -23,6 +24,8 @@ import logging
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from tasks.reports import remove_empty_run_dir
 
 #: seconds without a heartbeat after which a Running run is taken for dead (3 heartbeats)
 DEFAULT_MAX_SILENCE_S = 90
@@ -139,6 +142,8 @@ def crash_stale_runs(*, silence_s: float | None = None, automation: bool = True)
                     force=True,
                 )
                 marked.append(run_id)
+                if remove_empty_run_dir(ctx.flow.name, name):
+                    log.info("removed the empty results folder of crashed run %s", name)
                 log.warning(
                     "flow run %s (%s) had no heartbeat for %.0f s: marked Crashed; resume it with "
                     "`prefect flow-run retry %s --entrypoint <file>:<flow>`",

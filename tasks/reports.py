@@ -22,6 +22,20 @@ def run_dir(flow_name: str) -> Path:
     return results_root() / flow_name / name
 
 
+def remove_empty_run_dir(flow_name: str, run_name: str) -> bool:
+    """Delete ``results/<flow>/<run name>/`` if it holds no file (a run killed before writing).
+
+    Only empty folders go (deepest first); a folder with any file is left whole. True if removed.
+    """
+    root = results_root() / flow_name / run_name
+    if not root.is_dir() or any(p.is_file() or p.is_symlink() for p in root.rglob("*")):
+        return False
+    for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        d.rmdir()
+    root.rmdir()
+    return True
+
+
 def publish_tiered_report(
     *,
     key: str,

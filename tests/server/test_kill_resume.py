@@ -70,6 +70,7 @@ def test_sigkilled_cli_run_is_crashed_by_the_next_run_and_retry_resumes_it(ctx, 
     t_kill = time.monotonic()
     first = re.search(r"FLOW-RUN-ID (\S+)", log.read_text()).group(1)
     assert executions() == [0]
+    (first_dir,) = (ctx.results_dir / "guarded-flow").iterdir()  # empty: killed before writing
     assert read_flow_run(ctx.api_url, first).state.type.value == "RUNNING"
 
     # 2. The next identical run, once the heartbeat is stale: a bounded wait, then it says so.
@@ -81,6 +82,7 @@ def test_sigkilled_cli_run_is_crashed_by_the_next_run_and_retry_resumes_it(ctx, 
     crash_s = time.monotonic() - t_kill
     assert crashed.state.type.value == "CRASHED", crashed.state
     assert "no heartbeat" in crashed.state.message
+    assert not first_dir.exists(), "the crashed run's empty results folder is still there"
     assert "step-0" in _cached(ctx.api_url, second)
     assert executions() == [0, 1, 2, 3], "the second run redid a finished step"
 
