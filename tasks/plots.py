@@ -109,11 +109,15 @@ def embed_png(
     )
 
 
-def embed_named_plots(markdown: str, **kw) -> str:
+#: most images one artifact embeds (the page stays light: about MAX_IMAGES x MAX_BYTES)
+MAX_IMAGES = 8
+
+
+def embed_named_plots(markdown: str, *, max_images: int = MAX_IMAGES, **kw) -> str:
     """``markdown`` with each line that names ``.png`` files in backticks followed by the images.
 
     Lines inside fenced code blocks and lines already holding a ``data:`` image are left alone;
-    each file is embedded once.
+    each file is embedded once, at most ``max_images`` of them (a line says how many were not).
     """
     out: list[str] = []
     seen: set[str] = set()
@@ -129,5 +133,8 @@ def embed_named_plots(markdown: str, **kw) -> str:
             out.append("")
             for path in paths:
                 seen.add(path)
-                out += [embed_png(path, **kw), ""]
+                if len(seen) > max_images:
+                    out += [f"*`{path}` not embedded: at most {max_images} images a report.*", ""]
+                else:
+                    out += [embed_png(path, **kw), ""]
     return "\n".join(out) + ("\n" if markdown.endswith("\n") else "")

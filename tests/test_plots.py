@@ -68,3 +68,5 @@ def test_every_named_png_is_embedded_once_after_its_line(tmp_path):
     assert out.count("data:image/png;base64,") == 2
     assert out.index("Plots:") < out.index("data:image") < out.index("again")
     assert embed_named_plots("no plots here\n") == "no plots here\n"
+    capped = embed_named_plots(md, max_images=1)
+    assert capped.count("data:image/png;base64,") == 1 and "at most 1 images" in capped
