@@ -90,6 +90,7 @@ def gpu_baseline(params: GpuBaselineParams = GpuBaselineParams()) -> dict[str, A
         slo_measurements(measurements, choice, target),
         slo_policy,
         tier_block=tier_line(assessment, REPORT_KEY),
+        tier=assessment.tier,
     )
     regressed = regressions(slo_results)
     out = run_dir("gpu-baseline")

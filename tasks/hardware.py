@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from gpuflows.core.evidence.envlock import EnvironmentLock, build_lock
-from gpuflows.core.evidence.trust import TrustPolicy
+from gpuflows.core.evidence.trust import Tier, TrustPolicy
 from gpuflows.core.hardware.devices import DeviceChoice, choose_device
 from gpuflows.core.memory.budget import VramEstimate
 from gpuflows.core.slo.measure import SloMeasurement, SloPolicy
@@ -96,10 +96,17 @@ def measure_suite(
 
 
 def publish_slos(
-    slos: list[tuple[str, str, SloMeasurement]], policy: SloPolicy, *, tier_block: str
+    slos: list[tuple[str, str, SloMeasurement]],
+    policy: SloPolicy,
+    *,
+    tier_block: str,
+    tier: Tier | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """One SLO report per (operation, artifact key, measurement); ``{operation: its result}``."""
+    """One SLO report per (operation, artifact key, measurement); ``{operation: its result}``.
+
+    ``tier`` is the run's Trust Tier: only a T2-or-better run that passes every check becomes
+    the stored baseline (None: never promoted)."""
     return {
-        name: publish_slo_report(measurement, policy, key=key, tier_block=tier_block)
+        name: publish_slo_report(measurement, policy, key=key, tier_block=tier_block, tier=tier)
         for name, key, measurement in slos
     }

@@ -4,8 +4,10 @@ Events an automation can act on:
 
 - ``gpuflows.slo.regressed``: the run is worse than the stored same-device baseline.
 - ``gpuflows.slo.breached``: at least one SLO check failed.
+- ``gpuflows.slo.drifted``: the run is worse than the *first* baseline of its service and
+  device (cumulative drift that run-to-run comparisons let through).
 
-Both name the resource ``gpuflows.service.<service>`` and carry the numbers in the payload.
+All name the resource ``gpuflows.service.<service>`` and carry the numbers in the payload.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
+from gpuflows.core.evidence.trust import Tier
 from gpuflows.core.naming import slug
 from gpuflows.core.slo.baseline import BaselineStore, compare_to_baseline
 from gpuflows.core.slo.measure import SloMeasurement, SloPolicy, check_slo, with_goodput_bound
@@ -42,14 +45,20 @@ def publish_slo_report(
     tier_block: str = "",
     store: BaselineStore | None = None,
     update_baseline: bool = True,
+    tier: Tier | str | None = None,
 ) -> dict[str, Any]:
-    """Check, compare with the baseline, write JSON + PNG, publish the artifact, emit events.
+    """Check, compare with the baselines, write JSON + PNG, publish the artifact, emit events.
 
     Call inside a flow or task. Goodput is recomputed from the raw samples under the policy's
-    bound (``goodput_latency_ms``, else ``p95_ms_max``). The measurement becomes the new baseline
-    only if ``update_baseline`` and it is not a regression: a regressed run must never silently
-    become the bar later runs are held to (a run that breaches a check but does not regress,
-    e.g. the first one, is stored: the baseline records what is, the checks judge it).
+    bound (``goodput_latency_ms``, else ``p95_ms_max``). The run is compared with the current
+    baseline (regression) and with the first baseline of its service and device (cumulative
+    drift). It becomes the new baseline only if ``update_baseline``, its Trust Tier is T2 or
+    better, every SLO check passed and it neither regressed nor drifted: a breached, dirty,
+    T1 or slower run never becomes the bar later runs are held to.
+
+    Args:
+        tier: the run's Trust Tier (from ``gpuflows.core.evidence.trust.assess``); None or T1:
+            never promoted.
 
     Args:
         key: markdown artifact key (lowercase letters, digits, dashes); same key, new version.
@@ -58,7 +67,8 @@ def publish_slo_report(
 
     Returns:
         Paths (``json``, ``plot``, ``baseline``), ``artifact_id``, ``checks_passed``,
-        ``failed_checks``, ``regressed``, ``comparable``, ``baseline_updated`` and ``events``.
+        ``failed_checks``, ``regressed``, ``drifted``, ``comparable``, ``baseline_updated``,
+        ``promotion`` (why it was or was not promoted) and ``events``.
     """
     validate_key(key)
     m = measurement
@@ -68,6 +78,8 @@ def publish_slo_report(
     checks = check_slo(m, policy)
     baseline = store.load(m.service, m.device)
     regression = compare_to_baseline(m, baseline, policy.regression_tolerance)
+    first = store.load_first(m.service, m.device)
+    drift = compare_to_baseline(m, first, policy.regression_tolerance)
 
     out = results_root() / "slo" / slug(m.service)
     stem = f"{slug(m.device)}-{re.sub(r'[^0-9]', '', m.measured_at)}"
@@ -78,6 +90,7 @@ def publish_slo_report(
             "policy": policy.model_dump(mode="json"),
             "checks": [c.model_dump(mode="json") for c in checks],
             "regression": regression.model_dump(mode="json"),
+            "drift_from_first": drift.model_dump(mode="json"),
         },
     )
     plot_path = (
@@ -87,7 +100,7 @@ def publish_slo_report(
     )
     # the latency distribution shown in the artifact (tasks.plots), ahead of the tier block
     plot_md = f"## Latency distribution\n\n{embed_png(plot_path)}\n\n" if plot_path else ""
-    markdown = render_slo_markdown(m, checks, regression, plot_md + tier_block)
+    markdown = render_slo_markdown(m, checks, regression, plot_md + tier_block, drift=drift)
     artifact_id = create_markdown_artifact(
         markdown=markdown, key=key, description=f"SLO report of {m.service} on {m.device}."
     )
@@ -114,7 +127,32 @@ def publish_slo_report(
         )
         events.append("gpuflows.slo.breached")
 
-    baseline_updated = update_baseline and not regression.regressed
+    if drift.regressed:
+        emit_event(
+            event="gpuflows.slo.drifted",
+            resource=_resource(m),
+            payload={
+                "tolerance": drift.tolerance,
+                "first_baseline_measured_at": drift.baseline_measured_at,
+                "drifted": [d.model_dump(mode="json") for d in drift.regressed_metrics],
+                "report_key": key,
+            },
+        )
+        events.append("gpuflows.slo.drifted")
+
+    tier_value = tier.value if isinstance(tier, Tier) else tier
+    blockers = [
+        why
+        for bad, why in (
+            (not update_baseline, "baseline updates off"),
+            (tier_value not in (Tier.T2.value, Tier.T3.value), f"tier {tier_value or 'unknown'}"),
+            (bool(failed), f"failed checks: {', '.join(c.name for c in failed)}"),
+            (regression.regressed, "regressed"),
+            (drift.regressed, "drifted from the first baseline"),
+        )
+        if bad
+    ]
+    baseline_updated = not blockers
     if baseline_updated:
         store.save(m)
     return {
@@ -125,7 +163,9 @@ def publish_slo_report(
         "checks_passed": not failed,
         "failed_checks": [c.name for c in failed],
         "regressed": regression.regressed,
+        "drifted": drift.regressed,
         "comparable": regression.comparable,
         "baseline_updated": baseline_updated,
+        "promotion": "promoted" if baseline_updated else "not promoted: " + "; ".join(blockers),
         "events": events,
     }

@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
 from gpuflows.core.slo.baseline import BaselineStore, compare_to_baseline
 from gpuflows.core.slo.measure import (
@@ -101,7 +102,7 @@ def test_measure_service_all_failing_has_no_latency():
     assert m.error_rate == 1.0 and m.warmup_errors == 2
     assert m.throughput_rps == 0.0 and m.goodput_rps == 0.0
     p95 = check_p95_latency(m, SloPolicy())
-    assert p95 is not None and not p95.passed and "not measured" in p95.reason
+    assert p95 is not None and not p95.passed and "n=4" in p95.reason  # failed = breach
 
 
 def test_throughput_arithmetic_with_sleep():
@@ -150,48 +151,72 @@ def _with(m: SloMeasurement, **latency) -> SloMeasurement:
 
 
 @pytest.mark.parametrize(
-    ("check", "field", "policy_field", "upper"),
-    [
-        (check_p95_latency, "p95_ms", "p95_ms_max", True),
-        (check_p99_latency, "p99_ms", "p99_ms_max", True),
-    ],
+    ("check", "q", "policy_field"),
+    [(check_p95_latency, 0.95, "p95_ms_max"), (check_p99_latency, 0.99, "p99_ms_max")],
 )
-def test_latency_checks_at_bound(check, field, policy_field, upper):
-    m = _m([1.0, 2.0])
-    policy = SloPolicy(**{policy_field: 150.0})
-    assert check(_with(m, **{field: 150.0}), policy).passed
-    failing = check(_with(m, **{field: 150.01}), policy)
-    assert not failing.passed
-    assert failing.numbers == {"value": 150.01, "bound": 150.0, "unit": "ms"}
+def test_latency_checks_use_the_distribution_free_upper_bound(check, q, policy_field):
+    rng = np.random.default_rng(3)
+    samples = rng.gamma(2.0, 10.0, 400)
+    m = _m(samples.tolist())
+    # SciPy: the smallest k with P(Binomial(n, q) <= k - 1) >= 0.95; x_(k) bounds the quantile.
+    k = int(scipy_stats.binom.ppf(0.95, 400, q)) + 1
+    upper = float(np.sort(samples)[k - 1])
+    assert check(m, SloPolicy(**{policy_field: upper})).passed
+    failing = check(m, SloPolicy(**{policy_field: upper * 0.999}))
+    assert not failing.passed and failing.numbers["upper_95"] == pytest.approx(upper)
+    assert failing.numbers["n"] == 400 and f"{upper:.4g} ms" in failing.reason
+    assert upper > np.percentile(samples, q * 100)  # the bound, not the estimate, is checked
     assert check(m, SloPolicy(**{policy_field: None})) is None
+
+
+def test_p99_needs_299_requests_and_failures_are_breaches():
+    pol = SloPolicy(p99_ms_max=1000.0)
+    few = _m([1.0] * 298)
+    r = check_p99_latency(few, pol)
+    assert not r.passed and "needs n >= 299" in r.reason
+    assert few.bounds.percentiles["p99"].reported is False
+    assert check_p99_latency(_m([1.0] * 299), pol).passed
+    # 20 failed requests out of 400 = 5 %: the p95 bound lands on a failure (+inf).
+    broken = _m([1.0] * 380, errors=20)
+    p95 = check_p95_latency(broken, SloPolicy(p95_ms_max=1000.0))
+    assert not p95.passed and p95.numbers["failed"] == 20 and p95.numbers["n"] == 400
+
+
+def test_error_rate_checks_the_clopper_pearson_bound():
+    pol = SloPolicy(error_rate_max=0.008)
+    # 0 errors in 372 requests cannot show < 0.8 % at 95 %; 373 can.
+    assert not check_error_rate(_m([1.0] * 372), pol).passed
+    ok = check_error_rate(_m([1.0] * 373), pol)
+    assert ok.passed and ok.numbers["upper_95"] == pytest.approx(1 - 0.05 ** (1 / 373))
+    two = check_error_rate(_m([1.0] * 998, errors=2), pol)
+    ci = scipy_stats.binomtest(2, 1000).proportion_ci(0.90, method="exact")  # one-sided 95 %
+    assert two.numbers["upper_95"] == pytest.approx(ci.high) and two.passed
+    assert "0.20% (2 of 1000)" in two.reason
 
 
 def test_rate_memory_quality_checks_at_bound():
     base = _m([1.0] * 4, errors=0, measured_s=1.0)
     pol = SloPolicy(
-        error_rate_max=0.25,
         min_throughput_rps=4.0,
         quality_improvement_min=0.10,
         peak_memory_mb_max=512.0,
     )
     m = base.model_copy(
         update={
-            "error_rate": 0.25,
             "quality": {"quality_improvement": 0.10},
             "peak_memory_mb": 512.0,
         }
     )
-    for check in (check_error_rate, check_throughput, check_quality_improvement, check_peak_memory):
+    for check in (check_throughput, check_quality_improvement, check_peak_memory):
         assert check(m, pol).passed, check.__name__
     worse = m.model_copy(
         update={
-            "error_rate": 0.2501,
             "throughput_rps": 3.99,
             "quality": {"quality_improvement": 0.0999},
             "peak_memory_mb": 512.1,
         }
     )
-    for check in (check_error_rate, check_throughput, check_quality_improvement, check_peak_memory):
+    for check in (check_throughput, check_quality_improvement, check_peak_memory):
         r = check(worse, pol)
         assert not r.passed and r.numbers["bound"] is not None, check.__name__
     # Bound set but metric never measured: fails (missing evidence is not a pass).
@@ -221,7 +246,8 @@ def test_baseline_round_trip_is_atomic(tmp_path):
     assert store.load("svc", GPU) is None
     path = store.save(m)
     assert path.name == "svc--cuda-nvidia-h100.json"
-    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first", path.name]  # no temp file
+    assert [p.name for p in (tmp_path / "first").iterdir()] == [path.name]
     back = store.load("svc", "cuda:3 NVIDIA H100")  # same hardware, other ordinal
     assert back == m and back.fallback is False
     assert store.path("Seed 000/ranker", "cpu").name == "seed-000-ranker--cpu.json"
@@ -299,8 +325,10 @@ def test_markdown_has_key_numbers():
     reg = compare_to_baseline(m, base, 0.1)
     md = render_slo_markdown(m, checks, reg, tier_block="## Trust Tier\n\nT1 (fallback)\n")
     s: LatencyStats = m.latency
-    for number in (s.p50_ms, s.p95_ms, s.p99_ms):
+    for number in (s.p50_ms, s.p95_ms):
         assert f"{number:.4g}" in md
+    assert f"{s.p99_ms:.4g}" not in md and "— (n=50 < 299)" in md  # p99 hidden below 299
+    assert "Over all 51 timed requests (1 failed" in md and "Clopper-Pearson" in md
     assert "**Fallback:**" in md and "TimeoutError: 1" in md and "0.71" in md
     assert "| p95_latency | **FAIL** |" in md and "| quality_improvement | pass |" in md
     assert "Not compared: baseline measured on" in md

@@ -6,6 +6,7 @@ import pytest
 from prefect import flow
 
 import tasks.slo_report as slo_report
+from gpuflows.core.evidence.trust import Tier
 from gpuflows.core.slo.baseline import BaselineStore
 from gpuflows.core.slo.measure import SloMeasurement, SloPolicy
 from gpuflows.core.store.io import read_json
@@ -15,7 +16,7 @@ KEY = "slo-test-service"
 
 
 def _measure(scale: float) -> SloMeasurement:
-    samples = [scale * (10.0 + i % 10) for i in range(100)]
+    samples = [scale * (10.0 + i % 10) for i in range(400)]  # 0 errors in 400: CP bound < 0.8 %
     return SloMeasurement.from_samples(
         "test-service", samples, device="cpu", quality={"quality_improvement": 0.12}
     )
@@ -34,15 +35,21 @@ def test_publish_twice_detects_regression_and_keeps_baseline(prefect_harness, mo
     policy = SloPolicy(p95_ms_max=50.0, quality_improvement_min=0.10)
 
     @flow
-    def publish(m: SloMeasurement) -> dict:
-        return slo_report.publish_slo_report(m, policy, key=KEY, store=store, tier_block="T2")
+    def publish(m: SloMeasurement, tier: Tier = Tier.T2) -> dict:
+        return slo_report.publish_slo_report(
+            m, policy, key=KEY, store=store, tier_block="T2", tier=tier
+        )
 
     fast = _measure(1.0)
+    t1 = publish(fast, Tier.T1)  # a T1 run (dirty tree, fallback, ...) never becomes the bar
+    assert not t1["baseline_updated"] and t1["promotion"] == "not promoted: tier T1-Indicative"
+    assert store.load("test-service", "cpu") is None
+    emitted.clear()
     first = publish(fast)
     assert first["checks_passed"] and not first["regressed"] and not first["comparable"]
     assert first["baseline_updated"] and emitted == []
     arts = read_artifacts(KEY)
-    assert len(arts) == 1
+    assert len(arts) == 2
     assert f"{fast.latency.p95_ms:.4g}" in arts[0].data and arts[0].data.endswith("T2")
     saved = read_json(first["json"])
     assert saved["measurement"]["latency"]["p95_ms"] == fast.latency.p95_ms
@@ -52,12 +59,17 @@ def test_publish_twice_detects_regression_and_keeps_baseline(prefect_harness, mo
     slow = _measure(10.0)
     second = publish(slow)
     assert second["regressed"] and second["comparable"] and not second["baseline_updated"]
-    assert second["failed_checks"] == ["p95_latency"]
-    assert emitted == ["gpuflows.slo.regressed", "gpuflows.slo.breached"]
+    assert second["failed_checks"] == ["p95_latency"] and second["drifted"]
+    assert emitted == ["gpuflows.slo.regressed", "gpuflows.slo.breached", "gpuflows.slo.drifted"]
+    assert (
+        "breached" not in second["promotion"]
+        and "failed checks: p95_latency" in second["promotion"]
+    )
     assert second["events"] == emitted
     assert store.load("test-service", "cpu").latency.p95_ms == fast.latency.p95_ms
     arts = read_artifacts(KEY)
-    assert len(arts) == 2
+    assert len(arts) == 3
+    assert any("**DRIFTED**" in a.data for a in arts)
     assert any(f"{slow.latency.p95_ms:.4g}" in a.data and "**REGRESSED**" in a.data for a in arts)
 
 

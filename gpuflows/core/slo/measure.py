@@ -24,6 +24,7 @@ from gpuflows.core.evidence.checks import CheckResult
 from gpuflows.core.hardware.devices import device_kind
 from gpuflows.core.hardware.timing import device_sync
 from gpuflows.core.naming import slug
+from gpuflows.core.slo.bounds import P99_MIN_N, LatencyBounds, latency_bounds, min_samples
 
 
 class LatencyStats(BaseModel):
@@ -133,6 +134,14 @@ class SloMeasurement(BaseModel):
     def fallback(self) -> bool:
         """True when measured on another kind of device than the target (e.g. CPU for a GPU)."""
         return device_kind(self.device) != device_kind(self.target_device)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def bounds(self) -> LatencyBounds:
+        """Percentiles over *all* timed requests (a failed one is a breach, +inf), each with its
+        distribution-free 95 % upper bound (p99 only from 299 requests), and the error rate's
+        Clopper-Pearson upper bound (:mod:`gpuflows.core.slo.bounds`)."""
+        return latency_bounds(self.samples_ms, self.errors)
 
     @classmethod
     def from_samples(
@@ -305,29 +314,72 @@ def _bound_check(
     )
 
 
+def _percentile_check(m: SloMeasurement, q: str, bound: float) -> CheckResult:
+    """The q-th percentile's 95 % upper bound over every request (failed = breach) vs ``bound``."""
+    b = m.bounds
+    pb = b.percentiles[q]
+    name = f"{q}_latency"
+    nums: dict[str, Any] = {
+        "upper_95": pb.upper_ms,
+        "estimate": pb.estimate_ms,
+        "bound": bound,
+        "unit": "ms",
+        "n": b.n,
+        "failed": b.failed,
+    }
+    need = P99_MIN_N if q == "p99" else min_samples(pb.q, b.confidence)
+    if pb.upper_ms is None:
+        return CheckResult(
+            name=name,
+            passed=False,
+            numbers=nums,
+            reason=f"{q}: n={b.n} requests give no 95 % upper bound (needs n >= {need})",
+        )
+    ok = pb.upper_ms <= bound
+    est = "n/a" if pb.estimate_ms is None else f"{pb.estimate_ms:.4g} ms"
+    return CheckResult(
+        name=name,
+        passed=ok,
+        numbers=nums,
+        reason=f"{q} 95 % upper bound {pb.upper_ms:.4g} ms (estimate {est}, n={b.n}, "
+        f"{b.failed} failed) {'within' if ok else 'violates'} bound <= {bound:.4g} ms",
+    )
+
+
 def check_p95_latency(m: SloMeasurement, policy: SloPolicy) -> CheckResult | None:
-    """p95 latency at or under ``policy.p95_ms_max`` (None if the bound is None)."""
+    """p95's 95 % upper bound at or under ``policy.p95_ms_max`` (None if the bound is None)."""
     if policy.p95_ms_max is None:
         return None
-    v = m.latency.p95_ms if m.latency else None
-    return _bound_check("p95_latency", v, policy.p95_ms_max, "ms", upper=True)
+    return _percentile_check(m, "p95", policy.p95_ms_max)
 
 
 def check_p99_latency(m: SloMeasurement, policy: SloPolicy) -> CheckResult | None:
-    """p99 latency at or under ``policy.p99_ms_max`` (None if the bound is None)."""
+    """p99's 95 % upper bound at or under ``policy.p99_ms_max``; fails below 299 requests."""
     if policy.p99_ms_max is None:
         return None
-    v = m.latency.p99_ms if m.latency else None
-    return _bound_check("p99_latency", v, policy.p99_ms_max, "ms", upper=True)
+    return _percentile_check(m, "p99", policy.p99_ms_max)
 
 
 def check_error_rate(m: SloMeasurement, policy: SloPolicy) -> CheckResult | None:
-    """Error rate at or under ``policy.error_rate_max`` (None if the bound is None)."""
+    """The error rate's Clopper-Pearson 95 % upper bound at or under ``policy.error_rate_max``
+    (0 errors in fewer than 373 requests cannot show < 0.8 %)."""
     if policy.error_rate_max is None:
         return None
-    c = _bound_check("error_rate", m.error_rate, policy.error_rate_max, "fraction", upper=True)
-    return c.model_copy(
-        update={"numbers": {**c.numbers, "errors": m.errors, "requests": m.requests}}
+    b = m.bounds
+    ok = b.error_rate_upper <= policy.error_rate_max
+    return CheckResult(
+        name="error_rate",
+        passed=ok,
+        numbers={
+            "upper_95": b.error_rate_upper,
+            "rate": b.error_rate,
+            "bound": policy.error_rate_max,
+            "errors": m.errors,
+            "requests": m.requests,
+        },
+        reason=f"error rate {b.error_rate:.2%} ({m.errors} of {m.requests}), Clopper-Pearson "
+        f"95 % upper bound {b.error_rate_upper:.2%} {'within' if ok else 'violates'} bound "
+        f"<= {policy.error_rate_max:.2%}",
     )
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from gpuflows.core.evidence.checks import CheckResult, checks_table
 from gpuflows.core.slo.baseline import RegressionReport
+from gpuflows.core.slo.bounds import P99_MIN_N
 from gpuflows.core.slo.measure import SloMeasurement
 from gpuflows.core.store.io import atomic_write_bytes
 
@@ -37,12 +38,13 @@ def _latency_lines(m: SloMeasurement) -> list[str]:
     if m.latency is None:
         return ["No request succeeded: no latency to report."]
     s = m.latency
+    p99 = f"{s.p99_ms:.4g}" if s.count >= P99_MIN_N else f"— (n={s.count} < {P99_MIN_N})"
     return [
         f"{s.count} successful calls; {s.warmup_excluded} warm-up calls excluded.",
         "",
         "| p50 ms | p95 ms | p99 ms | mean ms | min ms | max ms | std ms |",
         "|---|---|---|---|---|---|---|",
-        f"| {s.p50_ms:.4g} | {s.p95_ms:.4g} | {s.p99_ms:.4g} | {s.mean_ms:.4g} "
+        f"| {s.p50_ms:.4g} | {s.p95_ms:.4g} | {p99} | {s.mean_ms:.4g} "
         f"| {s.min_ms:.4g} | {s.max_ms:.4g} | {s.std_ms:.4g} |",
     ]
 
@@ -64,24 +66,51 @@ def _rate_lines(m: SloMeasurement) -> list[str]:
     ]
 
 
-def _regression_lines(r: RegressionReport) -> list[str]:
+def _regression_lines(r: RegressionReport, word: str = "**REGRESSED**") -> list[str]:
     if not r.comparable:
         return [f"Not compared: {r.reason}."]
-    verdict = "**REGRESSED**" if r.regressed else "no regression"
+    verdict = word if r.regressed else "within tolerance"
     lines = [
         f"Baseline from `{r.baseline_device}` at {r.baseline_measured_at}; "
-        f"tolerance {r.tolerance:.0%}: {verdict} ({r.reason}).",
+        f"tolerance {r.tolerance:.0%}: {verdict} ({r.reason}). A sampled metric counts only "
+        "when its whole 95 % CI (bootstrap, current/baseline) lies beyond the tolerance and the "
+        "one-sided Mann-Whitney U test agrees (p < 0.05).",
         "",
-        "| metric | baseline | current | change | worse when | allowed | result |",
-        "|---|---|---|---|---|---|---|",
+        "| metric | baseline | current | change | 95 % CI of ratio | p | method | allowed "
+        "| result |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for d in r.metrics:
         change = "n/a" if d.relative_change is None else f"{d.relative_change:+.1%}"
-        mark = "**REGRESSED**" if d.regressed else "ok"
+        ci = "—" if d.ci_low is None else f"[{d.ci_low:.3f}, {d.ci_high:.3f}]"
+        p = "—" if d.p_value is None else f"{d.p_value:.2g}"
+        mark = word if d.regressed else "ok"
         lines.append(
-            f"| {d.name} | {d.baseline:.4g} | {d.current:.4g} | {change} | {d.worse_when} "
-            f"| {d.allowed_change:.4g} | {mark} |"
+            f"| {d.name} | {d.baseline:.4g} | {d.current:.4g} | {change} | {ci} | {p} "
+            f"| {d.method} | {d.allowed_change:.4g} | {mark} |"
         )
+    return lines
+
+
+def _bounds_lines(m: SloMeasurement) -> list[str]:
+    b = m.bounds
+    lines = [
+        f"Over all {b.n} timed requests ({b.failed} failed, counted as breaches); "
+        "distribution-free 95 % upper bounds (order statistics); p99 needs n >= 299.",
+        "",
+        "| percentile | estimate ms | 95 % upper bound ms |",
+        "|---|---|---|",
+    ]
+    for name, pb in b.percentiles.items():
+        if not pb.reported:
+            lines.append(f"| {name} | not reported (n={b.n} < 299) | — |")
+            continue
+        lines.append(f"| {name} | {_f(pb.estimate_ms)} | {_f(pb.upper_ms)} |")
+    lines += [
+        "",
+        f"Error rate {b.error_rate:.2%} ({b.failed} of {b.n}); Clopper-Pearson 95 % upper "
+        f"bound {b.error_rate_upper:.2%} (the figure checked against the SLO).",
+    ]
     return lines
 
 
@@ -90,6 +119,7 @@ def render_slo_markdown(
     checks: list[CheckResult],
     regression: RegressionReport,
     tier_block: str = "",
+    drift: RegressionReport | None = None,
 ) -> str:
     """Complete markdown SLO report; ``tier_block`` is appended verbatim.
 
@@ -107,11 +137,21 @@ def render_slo_markdown(
         f"(batch size {m.batch_size}), {m.warmup} warm-up calls "
         f"({m.warmup_errors} failed); timer: {m.timer}.",
         f"- SLO checks: {verdict}. Baseline: "
-        f"{'**REGRESSED**' if regression.regressed else 'no regression'}.",
+        f"{'**REGRESSED**' if regression.regressed else 'no regression'}"
+        + (
+            ""
+            if drift is None
+            else f"; first baseline: {'**DRIFTED**' if drift.regressed else 'no drift'}"
+        )
+        + ".",
         "",
         "## Latency",
         "",
         *_latency_lines(m),
+        "",
+        "### Percentile bounds",
+        "",
+        *_bounds_lines(m),
         "",
         "## Throughput, goodput and errors",
         "",
@@ -128,6 +168,13 @@ def render_slo_markdown(
     lines += ["", "## SLO checks", ""]
     lines.append(checks_table(checks) if checks else "No SLO bound set: nothing checked.")
     lines += ["", "## Baseline comparison", "", *_regression_lines(regression), ""]
+    if drift is not None:
+        lines += [
+            "## Cumulative drift (first baseline)",
+            "",
+            *_regression_lines(drift, "**DRIFTED**"),
+            "",
+        ]
     text = "\n".join(lines)
     return text + ("\n" + tier_block if tier_block else "")
 
