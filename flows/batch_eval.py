@@ -51,7 +51,7 @@ def batch_eval(params: BatchEvalParams = BatchEvalParams()) -> dict[str, Any]:  
     choice = pick_device(p.device)
     gate = SafetyGate(p.max_wall_s, p.vram_ceiling_gb, choice.device)
     lock = run_lock(p, data, choice)
-    head = train(data, data.digest(), p.head_epochs, p.seed, choice)
+    head = train(data, data.digest(), p.head_epochs, p.seed, choice, str(out.parent / "heads"))
     gate.check("train")
     expanded = expand(data, data.digest(), head, p, choice, str(out))
     gate.check("expansion")

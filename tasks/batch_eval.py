@@ -19,7 +19,7 @@ from prefect.events import emit_event
 
 from gpuflows.core.hardware.devices import DeviceChoice
 from gpuflows.core.memory.budget import VramEstimate, estimate_model
-from gpuflows.core.store.io import atomic_write_json, read_json, results_root
+from gpuflows.core.store.io import atomic_write_json, read_json
 from gpuflows.models.reranker import RERANKERS, TextEncoder, load_head
 from gpuflows.pipelines.batch_eval import ablation, expansion, lite, metrics, scoring, serving
 from gpuflows.pipelines.batch_eval.generate import generate, grade, query_text
@@ -30,6 +30,9 @@ from tasks.vram import vram_budget
 
 _ENCODERS: dict[str, TextEncoder] = {}
 SERVICE = "batch-eval-reranker"
+VERSION = "batch-eval-2026.12.1"
+"""In every cache key here: bump when the model or statistics code changes (a task's key holds
+its own source only, not that of the functions it calls)."""
 
 
 class SafetyGate:
@@ -78,27 +81,42 @@ def load_data(p: BatchEvalParams, out: Path) -> BatchEvalData:
     return data
 
 
-@task(cache_policy=house_cache_policy(exclude=("data", "choice")))
+@task(cache_policy=house_cache_policy(version=VERSION, exclude=("data", "choice")))
 def train(
-    data: BatchEvalData, data_digest: str, epochs: int, seed: int, choice: DeviceChoice
+    data: BatchEvalData,
+    data_digest: str,
+    epochs: int,
+    seed: int,
+    choice: DeviceChoice,
+    heads_dir: str,
 ) -> dict[str, Any]:
-    """Fit the fusion head on the train split; its path (content-addressed), digest, figures."""
+    """Fit the fusion head on the train split; its path (content-addressed under ``heads_dir``,
+    which is in the cache key so a cached result never points into another results folder),
+    digest and training figures."""
     enc = encoder_for(choice.device)
     ids = data.split("train")["query_id"].tolist()
     lists = scoring.build_lists(data, enc, ids)
     name = f"{data_digest.split(':')[-1][:16]}-s{seed}-e{epochs}.safetensors"
-    out = results_root() / "batch-eval" / "heads" / name
+    out = Path(heads_dir) / name
     _, rep = scoring.fit(enc, lists, epochs=epochs, seed=seed, out=out)
     get_run_logger().info("fusion head: %d epochs in %.1f s", rep.epochs, rep.seconds)
     return {**rep.__dict__, "encoder_digest": enc.weights_digest}
 
 
 def _model(head: dict, visual_dim: int, device: str):
+    from gpuflows.core.evidence.digest import file_digest
+
+    path = Path(head["weights_path"])
+    if not path.exists() or file_digest(path) != head["weights_digest"]:
+        raise RuntimeError(
+            f"fusion head {path} is missing or differs from {head['weights_digest']}: "
+            "delete the cached train result (or bump tasks.batch_eval.VERSION) and re-run"
+        )
     enc = encoder_for(device)
     return RERANKERS["minilm-fusion"](enc, load_head(head["weights_path"], visual_dim)), enc
 
 
-@task(cache_policy=house_cache_policy(exclude=("data", "choice")))
+@task(cache_policy=house_cache_policy(version=VERSION, exclude=("data", "choice")))
 def expand(
     data: BatchEvalData,
     data_digest: str,
@@ -146,7 +164,7 @@ def load_expanded(expanded: dict[str, Any], like: BatchEvalData) -> BatchEvalDat
     return data
 
 
-@task(cache_policy=house_cache_policy(exclude=("data", "choice")))
+@task(cache_policy=house_cache_policy(version=VERSION, exclude=("data", "choice")))
 def ablate(
     data: BatchEvalData,
     data_digest: str,
