@@ -12,6 +12,7 @@ from gpuflows.core.evidence.envlock import EnvironmentLock, render_lock_markdown
 from gpuflows.core.evidence.trust import TrustAssessment, render_trust_markdown
 from gpuflows.core.store.io import atomic_write_bytes, atomic_write_json, results_root
 from tasks.artifacts import validate_key
+from tasks.md_fit import fit_tables
 from tasks.plots import embed_named_plots
 
 
@@ -50,7 +51,8 @@ def publish_tiered_report(
 
     The artifact always shows the tier, the checks behind it, what is missing for the next
     tier, and the environment lock; every ``.png`` the body names in backticks is shown in it
-    (``tasks.plots.embed_named_plots``, downscaled); ``report.md`` keeps the paths only.
+    (``tasks.plots.embed_named_plots``, downscaled) and tables too wide for the page become lists
+    (``tasks.md_fit``); ``report.md`` keeps the paths and tables.
     """
     validate_key(key)
     md = (
@@ -68,7 +70,7 @@ def publish_tiered_report(
     json_path = atomic_write_json(out_dir / "report.json", record)
     md_path = atomic_write_bytes(out_dir / "report.md", md.encode())
     artifact_id = create_markdown_artifact(
-        embed_named_plots(md), key=key, description=f"{title} — {assessment.tier.value}"
+        embed_named_plots(fit_tables(md)), key=key, description=f"{title} — {assessment.tier.value}"
     )
     ctx = FlowRunContext.get()
     return {

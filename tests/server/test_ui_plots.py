@@ -168,6 +168,8 @@ def test_rqa_sweep_summary_shows_its_plots_and_tier(ui, capsys):
     m = re.search(r"Trust Tier: (T\d-[A-Za-z]+)", art.data)
     assert m, art.data[:500]
     assert art.data.count("data:image/png;base64,") == 2  # heatmap and distributions
+    # the lock's package list was cut at the page edge as a table cell: now a list item
+    assert "- **packages** · value: gpuflows" in art.data
     _check_page(ui, art, m.group(1), "rqa-sweep-summary", capsys)
 
 
