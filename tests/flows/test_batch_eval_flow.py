@@ -86,3 +86,11 @@ def test_bad_dataset_exits_2_before_any_model(prefect_harness, tmp_path, capsys)
     assert main(["--data-path", str(tmp_path), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert "judgments.jsonl, row 5, field 'relevance'" in err
+
+
+def test_safety_gate_stops_on_wall_time():
+    from tasks.batch_eval import SafetyGate
+
+    SafetyGate(3600, 12, "cpu").check("train")  # within limits: nothing happens
+    with pytest.raises(TimeoutError, match="safety gate at expansion"):
+        SafetyGate(-1, 12, "cpu").check("expansion")
