@@ -39,15 +39,12 @@ Summary artifact ``rqa-sweep-summary`` (Trust Tier: synthetic data -> T1), progr
 
 from __future__ import annotations
 
-import argparse
-import sys
 from typing import Any
 
 from prefect import flow, get_run_logger
 
 from gpuflows.pipelines.rqa_sweep import (
     DEFAULT_MAX_COMBINATIONS,
-    PRESETS,
     TOP_N,
     InputError,
     RqaSweepParams,
@@ -59,11 +56,12 @@ from gpuflows.pipelines.rqa_sweep import (
     units_by_pair,
     write_sweep_tables,
 )
+from tasks.cli import run_cli
 from tasks.hardware import DeviceChoice, pick_device
 from tasks.monitoring import gpu_monitor
 from tasks.reports import publish_tiered_report, run_dir
 from tasks.rqa import run_units, submit_units
-from tasks.runners import TaskRunnerSpec, with_task_runner
+from tasks.runners import with_task_runner
 
 __all__ = [
     "DEFAULT_MAX_COMBINATIONS",
@@ -155,63 +153,36 @@ def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # n
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m flows.rqa_sweep", description=__doc__.split("\n\n")[0]
-    )
-    ap.add_argument("--preset", default="smoke", choices=sorted(PRESETS))
-    ap.add_argument("--data", default=None, help="gaze Parquet/CSV (default: synthetic)")
-    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--m", type=int, nargs="+")
-    ap.add_argument("--tau", type=int, nargs="+")
-    ap.add_argument("--eps", type=float, nargs="+")
-    ap.add_argument("--l-min", type=int, nargs="+")
-    ap.add_argument("--series", nargs="+", default=["x", "y", "xy"])
-    ap.add_argument("--max-combinations", type=int, default=DEFAULT_MAX_COMBINATIONS)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--dtype", choices=["float64", "float32"], default="float64")
-    ap.add_argument(
-        "--task-runner",
-        choices=["thread", "dask"],
-        default="thread",
-        help="where the (m, tau) units run: this process, or a Dask cluster",
-    )
-    ap.add_argument("--dask-address", help="tcp://HOST:8786 of a running Dask scheduler")
-    ap.add_argument("--dask-workers", type=int, help="workers of the local Dask cluster")
-    a = ap.parse_args(argv)
-    try:
-        runner = TaskRunnerSpec(
-            kind=a.task_runner, address=a.dask_address, n_workers=a.dask_workers
-        )
-        params = RqaSweepParams(
-            data_path=a.data,
-            preset=a.preset,
-            device=a.device,
-            m=a.m,
-            tau=a.tau,
-            eps=a.eps,
-            l_min=a.l_min,
-            series=a.series,
-            max_combinations=a.max_combinations,
-            seed=a.seed,
-            dtype=a.dtype,
-            task_runner=runner,
-        )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        out = rqa_sweep(params)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+CLI_ALIASES = {
+    "--data": "data_path",
+    "--task-runner": "task_runner.kind",
+    "--dask-address": "task_runner.address",
+    "--dask-workers": "task_runner.n_workers",
+}
+"""Spellings of the hand-written CLI this one replaced, still accepted."""
+
+
+def _print_result(out: dict[str, Any]) -> None:
     print(f"\nrqa-sweep finished: {out['tier']} on {out['device']}, {out['rows']:,} rows")
     print(f"  table:     {out['table']}")
     print(f"  stats:     {out['stats']}")
     print(f"  plots:     {', '.join(out['plots'])}")
     print(f"  report:    {out['report']['markdown']}")
     print(f"  artifacts: {SUMMARY_KEY}, {PROGRESS_KEY}, {MONITOR_KEY}-summary")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line, generated from :class:`RqaSweepParams` (``--help`` lists every field)."""
+    return run_cli(
+        rqa_sweep,
+        RqaSweepParams,
+        argv,
+        prog="python -m flows.rqa_sweep",
+        description=__doc__.split("\n\n")[0],
+        aliases=CLI_ALIASES,
+        errors=(InputError,),
+        report=_print_result,
+    )
 
 
 if __name__ == "__main__":

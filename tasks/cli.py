@@ -17,8 +17,8 @@ options given explicitly win. ``aliases`` keep older spellings working (``--data
 exactly ``Model()``: the defaults live once, in the model.
 
 Values are validated by the model itself; its errors are rewritten in plain words naming the
-option, the constraint and the value (``--batch-size: must be at least 1 (got 0)``), printed
-after the usage line, with exit code 2 (argparse's code for a bad command line).
+option, the constraint and the value (``--batch-size: must be at least 1 (got 0)``), one
+``error:`` line each, with exit code 2 (argparse's code for a bad command line).
 
 Example:
     >>> from pydantic import BaseModel, Field
@@ -389,16 +389,16 @@ def run_cli(
 ) -> int:
     """Parse ``argv`` into ``model``, run ``flow(params)``, then ``report(result)``; the exit code.
 
-    2 (after the usage line and one ``error:`` line per problem) when the values are refused or
+    2 (one ``error:`` line per problem, then a pointer to ``--help``) when the values are refused or
     the flow raises one of ``errors`` (bad input found once the data is read); 0 otherwise.
     """
     parser = build_parser(model, **build)
     try:
         params = parse_params(model, argv, parser=parser, presets=build.get("presets"))
     except ParamsError as exc:
-        parser[0].print_usage(sys.stderr)
         for m in exc.messages:
             print(f"error: {m}", file=sys.stderr)
+        print(f"({parser[0].prog} --help lists every option)", file=sys.stderr)
         return 2
     try:
         out = flow(params)
