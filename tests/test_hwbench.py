@@ -326,7 +326,7 @@ def test_cpu_peak_estimate_by_hand():
     assert p.details["cores"] == 2 and p.details["mhz"] == 3000.0
     assert p.details["fp32_flop_per_cycle_per_core"] == 32
     assert p.fp32_tflops == pytest.approx(2 * 3000e6 * 32 / 1e12)  # 0.192
-    assert p.name == "Test CPU @ 2.00GHz" and p.bf16_tflops is None
+    assert p.name == "Test CPU @ 2.00GHz" and p.bf16_tflops == p.fp32_tflops  # bf16 via fp32
     # Affinity to one core's two threads -> 1 core; no lscpu -> model-name clock 2000 MHz.
     p1 = cpu_peak_estimate(_SMT_CPUINFO, "", {0, 1}, "", "")
     assert p1.details["cores"] == 1 and p1.details["mhz"] == 2000.0
@@ -360,6 +360,101 @@ def test_cpu_peak_estimate_aarch64_with_clock():
         "processor\t: 0\nFeatures\t: fp asimd\n", "CPU max MHz: 2000\n", {0}, "", ""
     )
     assert p.details["isa"] == "asimd" and p.fp32_tflops == pytest.approx(2000e6 * 16 / 1e12)
+
+
+_EPYC = (
+    "processor\t: 0\nmodel name\t: AMD EPYC\nphysical id\t: 0\ncore id\t: 0\n"
+    "cpu MHz\t\t: 2596.152\nflags\t\t: sse2 avx fma avx2 avx512f avx512_bf16\n\n"
+    "processor\t: 1\nmodel name\t: AMD EPYC\nphysical id\t: 0\ncore id\t: 1\n"
+    "cpu MHz\t\t: 2596.152\nflags\t\t: sse2 avx fma avx2 avx512f avx512_bf16\n"
+)
+
+
+def test_cpu_bound_without_a_max_clock_uses_the_boost_ceiling():
+    # A VM exposes only the current clock (2596 MHz); turbo runs above it, so the bound uses
+    # CLOCK_CEILING_MHZ: 2 cores x 6200 MHz x 64 FLOP/cycle (avx512f) = 0.794 TFLOP/s fp32,
+    # x 128 (avx512_bf16) = 1.587 bf16. The 0.43 fp32 / 1.53 bf16 are then below it.
+    p = cpu_peak_estimate(_EPYC, "", {0, 1}, "", "")
+    assert p.details["mhz"] == pytest.approx(2596.152) and p.details["bound_mhz"] == 6200.0
+    assert p.fp32_tflops == pytest.approx(2 * 6200e6 * 64 / 1e12)
+    assert p.bf16_tflops == pytest.approx(2 * 6200e6 * 128 / 1e12)
+    assert "no maximum clock exposed" in p.note
+    assert 0.43 / p.fp32_tflops < 1.0 and 1.53 / p.bf16_tflops < 1.0
+
+
+def test_amx_bf16_bound_and_fp32_bound_for_emulated_bf16():
+    amx = _EPYC.replace("avx512_bf16", "avx512_bf16 amx_tile amx_bf16")
+    p = cpu_peak_estimate(amx, "CPU max MHz: 3800\n", {0, 1}, "", "")
+    assert p.details["bf16_isa"] == "amx_bf16"
+    assert p.bf16_tflops == pytest.approx(2 * 3800e6 * 1024 / 1e12)  # 7.78 TFLOP/s
+    # no native bf16: computed through fp32, bounded by the fp32 peak (never unchecked)
+    plain = cpu_peak_estimate(_SMT_CPUINFO, "CPU max MHz: 3000\n", {0, 1, 2, 3}, "", "")
+    assert plain.bf16_tflops == plain.fp32_tflops and plain.details["bf16_isa"].startswith("fp32")
+
+
+def _fig(name: str, value: float, peak: float, samples=(1.0,)) -> HwMeasurement:
+    return HwMeasurement(
+        name=name,
+        device="cpu",
+        device_name="AMD EPYC",
+        unit="TFLOP/s",
+        value=value,
+        best=value,
+        samples_ms=list(samples),
+        warmup=0,
+        repeats=len(samples),
+        peak=peak,
+        peak_source="estimated from cpuinfo: test, upper bound",
+        ratio=value / peak,
+    )
+
+
+def test_plausibility_names_the_measurement_that_fails(caplog):
+    from gpuflows.pipelines.gpu_baseline.evidence import check_plausible
+
+    ok = check_plausible([_fig("matmul_fp32", 0.43, 0.794), _fig("matmul_bf16", 1.53, 1.587)])
+    assert ok.passed and "matmul_bf16 0.96" in ok.reason
+    planted = check_plausible([_fig("matmul_fp32", 0.43, 0.794), _fig("matmul_bf16", 15.3, 1.587)])
+    assert not planted.passed and planted.numbers["over_peak"] == 1
+    assert "matmul_bf16 measured 15.3 TFLOP/s = 9.64x its bound 1.587 TFLOP/s" in planted.reason
+    assert "matmul_fp32 measured" not in planted.reason
+
+
+def test_reproduction_compares_samples_not_point_figures(tmp_path):
+    import numpy as np
+
+    from gpuflows.core.evidence.history import RunHistory
+    from gpuflows.core.evidence.trust import TrustPolicy
+    from gpuflows.pipelines.gpu_baseline.evidence import BaselineRun
+
+    rng = np.random.default_rng(0)
+    hist = RunHistory("gpu-baseline", root=tmp_path)
+    pol = TrustPolicy()  # 5 % reproduction tolerance
+
+    def run(name: str, scale: float, cv: float, like: BaselineRun | None = None) -> BaselineRun:
+        s = (10.0 * scale * rng.lognormal(0, cv, 30)).tolist()
+        if like is not None:  # the same spread, every time exactly `scale` x, in another order
+            s = [scale * t for t in reversed(like.samples_ms["matmul_fp32"])]
+        r = BaselineRun("r", {"sizes": {}}, "cpu-test", {"matmul_fp32": 1 / min(s)}, hist, {})
+        r.run_name, r.samples_ms = name, {"matmul_fp32": s}
+        return r
+
+    class _Lock:
+        class git:  # noqa: N801 - the lock's attribute shape
+            commit = "abc"
+
+    first = run("a", 1.0, 0.15)
+    first.record(_Lock)
+    # 10 % slower medians but a 15 % spread within each run: not a failed reproduction
+    noisy = run("b", 1.10, 0.15, like=first).reproduction(pol)
+    assert noisy.details["matmul_fp32.time_ratio"] == pytest.approx(1.10)
+    assert noisy.matched and noisy.details["matmul_fp32.ci_low"] < 1.05
+    # 40 % slower with a 1 % spread: a real difference, reported with formatted figures
+    tight = run("c", 1.0, 0.01)
+    tight.record(_Lock)
+    slow = run("d", 1.40, 0.01).reproduction(pol)
+    assert not slow.matched and slow.max_rel_diff > 0.3
+    assert slow.details["matmul_fp32.ci_low"] > 1.3
 
 
 def test_hwbench_does_not_import_prefect():

@@ -162,9 +162,11 @@ def _peak_figure(device: str, field: str) -> tuple[float | None, str | None, str
     source = peak.source
     if source == CPU_ESTIMATE_SOURCE:
         d = peak.details
+        bf16 = field == "bf16_tflops"
+        flop = d["bf16_flop_per_cycle_per_core"] if bf16 else d["fp32_flop_per_cycle_per_core"]
         source = (
-            f"{source}: {d['cores']} cores x {d['mhz']:.0f} MHz x "
-            f"{d['fp32_flop_per_cycle_per_core']} FLOP/cycle ({d['isa']}), upper bound"
+            f"{source}: {d['cores']} cores x {d['bound_mhz']:.0f} MHz x "
+            f"{flop} FLOP/cycle ({d['bf16_isa'] if bf16 else d['isa']}), upper bound"
         )
     return value, source, ""
 

@@ -1,8 +1,14 @@
 """An upper-bound FP32 (and BF16) peak for the CPU, which has no datasheet here.
 
 :func:`cpu_peak_estimate` derives it from /proc/cpuinfo and lscpu (cores x max clock x FLOP per
-cycle from the SIMD flags), marked ``source="estimated from cpuinfo"``; GPU peaks are in
+cycle from the ISA flags: AVX-512 / AVX2+FMA for FP32, AMX or AVX-512 BF16 for BF16), marked
+``source="estimated from cpuinfo"``; GPU peaks are in
 :mod:`gpuflows.pipelines.gpu_baseline.datasheet`.
+
+It is a *ceiling*, used to catch impossible figures (a missing synchronise), so every guess errs
+high: when the machine exposes no maximum clock (a VM shows only the nominal or current clock,
+and turbo runs above it) the bound uses :data:`CLOCK_CEILING_MHZ`, the fastest boost clock any
+shipping x86/Arm core reaches.
 """
 
 from __future__ import annotations
@@ -31,6 +37,15 @@ _ISA_TABLE: tuple[tuple[str, int, int, int], ...] = (
     ("sse2", 4, 2, 1),  # one 128-bit add + one 128-bit mul port: 8 FLOP/cycle
     ("asimd", 4, 2, 2),  # Arm NEON, 2 x 128-bit FMA (Neoverse N1); V1/V2 have 4: lower bound
 )
+
+# BF16 FLOP/cycle/core. AMX (Sapphire Rapids and later): one TDPBF16PS multiplies a 16x32 by a
+# 32x16 bf16 tile (8192 multiply-adds) every 16 cycles = 1024 FLOP/cycle/core (Intel's
+# optimisation manual). AVX-512 BF16 (VDPBF16PS): twice the FP32 FMA rate of the same vector.
+AMX_BF16_FLOP_PER_CYCLE = 1024
+
+# Highest boost clock of a shipping CPU core (i9-14900KS, 6.2 GHz), MHz: the clock of the bound
+# when no maximum clock is exposed (lscpu 'CPU max MHz', sysfs cpuinfo_max_freq).
+CLOCK_CEILING_MHZ = 6200.0
 
 
 def _read(path: str) -> str:
@@ -120,15 +135,18 @@ def cpu_peak_estimate(
     cgroup_cpu_max: str | None = None,
     sysfs_max_khz: str | None = None,
 ) -> DevicePeak:
-    """Upper-bound CPU FP32 peak: cores x max MHz x FLOP/cycle/core from the ISA flags.
+    """Upper-bound CPU FP32 and BF16 peaks: cores x max MHz x FLOP/cycle/core from the ISA flags.
 
     ``peak = cores * MHz * 1e6 * (FMA units * fp32 lanes * 2) / 1e12`` TFLOP/s, with the table
     in ``_ISA_TABLE`` (e.g. avx512f: 2 * 16 * 2 = 64 FLOP/cycle/core). Cores are physical cores
-    among ``os.sched_getaffinity(0)``, capped by a cgroup ``cpu.max`` quota. BF16 is only given
-    for ``avx512_bf16`` (2x FP32, dot-product instructions); AMX tiles are not modelled. There is
-    no TF32 on CPUs, and memory and host-link peaks are not estimated (the copy benchmark uses a
-    measured ceiling instead). Every argument defaults to reading the live system; pass text to
-    test. Missing files never raise: the figure that needs them is ``None`` and ``note`` says why.
+    among ``os.sched_getaffinity(0)``, capped by a cgroup ``cpu.max`` quota. The clock is the
+    exposed maximum (lscpu, sysfs); when only a nominal or current clock is known, the bound
+    uses :data:`CLOCK_CEILING_MHZ` instead (``details["bound_mhz"]``). BF16: ``amx_bf16`` gives
+    :data:`AMX_BF16_FLOP_PER_CYCLE`, ``avx512_bf16`` 2x FP32, otherwise bf16 is computed through
+    fp32 and bounded by the FP32 peak. There is no TF32 on CPUs, and memory and host-link peaks
+    are not estimated (the copy benchmark uses a measured ceiling instead). Every argument
+    defaults to reading the live system; pass text to test. Missing files never raise: the
+    figure that needs them is ``None`` and ``note`` says why.
     """
     if cpuinfo_text is None:
         cpuinfo_text = _read("/proc/cpuinfo")
@@ -154,6 +172,15 @@ def cpu_peak_estimate(
     mhz, mhz_how = _mhz(lscpu_text, blocks, sysfs_max_khz)
     if mhz is None:
         notes.append(mhz_how)
+        bound_mhz = None
+    elif mhz_how.startswith(("lscpu", "sysfs")):
+        bound_mhz = mhz
+    else:
+        bound_mhz = max(mhz, CLOCK_CEILING_MHZ)
+        notes.append(
+            f"no maximum clock exposed ({mhz_how}: {mhz:.0f} MHz; turbo runs above it): the "
+            f"bound uses {bound_mhz:.0f} MHz, the fastest shipping boost clock"
+        )
 
     flags_line = ""
     for b in blocks:
@@ -173,13 +200,18 @@ def cpu_peak_estimate(
         flop_cycle = lanes * units * per_lane
 
     fp32 = None
-    if mhz is not None and flop_cycle is not None:
-        fp32 = cores * mhz * 1e6 * flop_cycle / 1e12
+    if bound_mhz is not None and flop_cycle is not None:
+        fp32 = cores * bound_mhz * 1e6 * flop_cycle / 1e12
     bf16 = None
-    if fp32 is not None and "avx512_bf16" in flags:
-        bf16 = 2 * fp32
+    if bound_mhz is not None and "amx_bf16" in flags:
+        bf16_isa = "amx_bf16"
+        bf16_cycle: int | None = AMX_BF16_FLOP_PER_CYCLE
+        bf16 = cores * bound_mhz * 1e6 * AMX_BF16_FLOP_PER_CYCLE / 1e12
+    elif fp32 is not None and "avx512_bf16" in flags:
+        bf16_isa, bf16_cycle, bf16 = "avx512_bf16", 2 * flop_cycle, 2 * fp32
     else:
-        notes.append("bf16: no avx512_bf16 flag (AMX not modelled); torch converts to fp32")
+        bf16_isa, bf16_cycle, bf16 = "fp32 (no amx_bf16/avx512_bf16)", flop_cycle, fp32
+        notes.append("bf16: no amx_bf16/avx512_bf16 flag: computed through fp32, FP32 bound")
     notes.append("memory bandwidth: no CPU datasheet; compare with a measured copy ceiling")
 
     model = blocks[0].get("model name", "") if blocks else ""
@@ -200,10 +232,13 @@ def cpu_peak_estimate(
             "cores_counted_as": core_how,
             "mhz": mhz,
             "mhz_from": mhz_how,
+            "bound_mhz": bound_mhz,
             "isa": isa[0] if isa else None,
             "fp32_flop_per_cycle_per_core": flop_cycle,
             "flop_per_cycle_formula": (
                 f"{isa[2]} units * {isa[1]} lanes * {isa[3]}" if isa else None
             ),
+            "bf16_isa": bf16_isa,
+            "bf16_flop_per_cycle_per_core": bf16_cycle,
         },
     )

@@ -1,14 +1,20 @@
 """What the baseline's Trust Tier is computed from: integrity checks on the figures, the
 reproduction of the last comparable run, the evidence record and the dual-review rule.
 
-A comparable run has the same sizes, repeats and warm-up on the same hardware (kind and name);
-reproduction compares best-of-N figures: on a shared host the median drifts with load, the
-fastest sample tracks what the device can do.
+A comparable run has the same sizes, repeats and warm-up on the same hardware (kind and name).
+Reproduction compares the raw timing samples of each operation with the last comparable run's
+(:func:`gpuflows.core.slo.baseline.compare_samples`: 95 % bootstrap CI of the ratio of median
+times): a re-run fails to reproduce only when the CI lies wholly outside the tolerance, so the
+run-to-run noise the samples themselves show is never read as a difference. The samples live
+next to the run history (``<history file>.samples.json``); runs recorded before that fall back
+to best-of-N figures.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gpuflows.core.evidence.checks import CheckResult
@@ -25,11 +31,14 @@ from gpuflows.core.evidence.trust import (
     reproduce_within_tolerance,
 )
 from gpuflows.core.hardware.devices import DeviceChoice
+from gpuflows.core.slo.baseline import compare_samples
 from gpuflows.core.slo.measure import SloPolicy
+from gpuflows.core.store.io import atomic_write_json, read_json
 from gpuflows.pipelines.gpu_baseline.hwbench import HwMeasurement
 from gpuflows.pipelines.gpu_baseline.suite import measured
 
 FLOW = "gpu-baseline"
+log = logging.getLogger("gpuflows.gpu_baseline")
 
 
 def default_slo_policy() -> SloPolicy:
@@ -47,20 +56,33 @@ def check_plausible(measurements: list[HwMeasurement], *, max_ratio: float = 1.1
         for m in measurements
         if m.ratio is not None and not (m.peak_source or "").startswith("measured")
     ]
-    over = [f"{m.name}={m.ratio:.2f}" for m in hard if m.ratio > max_ratio]
+    over = [
+        f"{m.name} measured {m.value:.4g} {m.unit} = {m.ratio:.2f}x its bound "
+        f"{m.peak:.4g} {m.unit} ({m.peak_source})"
+        for m in hard
+        if m.ratio > max_ratio
+    ]
     bad = [
-        m.name
+        f"{m.name} = {m.value} {m.unit}"
         for m in measurements
         if m.value is not None and not (m.value > 0 and m.value < float("inf"))
     ]
     ok = not over and not bad
+    numbers: dict[str, Any] = {
+        "max_ratio": max_ratio,
+        "over_peak": len(over),
+        "non_finite": len(bad),
+    }
+    numbers |= {f"ratio.{m.name}": round(m.ratio, 4) for m in hard}
     return CheckResult(
         name="plausible_vs_peak",
         passed=ok,
-        numbers={"max_ratio": max_ratio, "over_peak": len(over), "non_finite": len(bad)},
-        reason="every figure at or below its peak"
+        numbers=numbers,
+        reason=f"every figure at or below {max_ratio:.2f}x its peak ("
+        + ", ".join(f"{m.name} {m.ratio:.2f}" for m in hard)
+        + ")"
         if ok
-        else f"impossible figures: {', '.join(over + bad)} (timing or synchronisation bug)",
+        else f"impossible figures: {'; '.join(over + bad)} (timing or synchronisation bug)",
     )
 
 
@@ -86,6 +108,7 @@ class BaselineRun:
     hardware: str
     values: dict[str, float]
     history: RunHistory
+    samples_ms: dict[str, list[float]] = field(default_factory=dict)
 
     @classmethod
     def of(
@@ -104,25 +127,64 @@ class BaselineRun:
             hardware=f"{choice.kind}-{choice.name}",
             values={m.name: float(m.best) for m in measured(measurements)},
             history=RunHistory(FLOW),
+            samples_ms={m.name: list(m.samples_ms) for m in measured(measurements)},
         )
 
+    def _samples_path(self) -> Path:
+        p = self.history.path(self.config, self.hardware)
+        return p.with_name(p.stem + ".samples.json")
+
+    def _stored_samples(self, run: str) -> dict[str, list[float]]:
+        p = self._samples_path()
+        return dict(read_json(p).get(run, {})) if p.exists() else {}
+
     def reproduction(self, policy: TrustPolicy) -> Reproduction | None:
-        """This run's figures against the last comparable run's, within the policy's relative
-        tolerance; None when there is none (or no figure in common)."""
+        """This run's timing samples against the last comparable run's (95 % bootstrap CI of
+        the ratio of median times; reproduced unless the CI lies wholly outside the policy's
+        relative tolerance); best-of-N figures when the earlier run kept no samples. None when
+        there is no earlier run (or no figure in common)."""
         prev = self.history.last(self.config, self.hardware, exclude_run=self.run_name)
         if not (prev and set(prev.values) & set(self.values)):
             return None
-        return reproduce_within_tolerance(
-            self.values,
-            prev.values,
-            reference=f"run {prev.run}",
-            tolerance=policy.reproduction_rel_tolerance,
+        tol = policy.reproduction_rel_tolerance
+        ref = self._stored_samples(prev.run)
+        common = sorted(
+            k
+            for k in set(ref) & set(self.samples_ms)
+            if len(ref[k]) >= 2 and len(self.samples_ms[k]) >= 2
+        )
+        if not common:
+            return reproduce_within_tolerance(
+                self.values, prev.values, reference=f"run {prev.run}", tolerance=tol
+            )
+        details: dict[str, float] = {}
+        worst = 0.0
+        for k in common:
+            c = compare_samples(self.samples_ms[k], ref[k], "median")
+            gap = c.differs(tol)
+            worst = max(worst, gap)
+            details |= {
+                f"{k}.time_ratio": round(c.ratio, 4),
+                f"{k}.ci_low": round(c.ci_low, 4),
+                f"{k}.ci_high": round(c.ci_high, 4),
+                f"{k}.excess": round(gap, 4),
+            }
+        return Reproduction(
+            method="tolerance",
+            reference=f"run {prev.run} (samples: 95 % CI of median-time ratio)",
+            matched=worst <= tol,
+            max_rel_diff=round(worst, 4),
+            tolerance=tol,
+            details=details,
         )
 
     def record(self, lock: EnvironmentLock) -> None:
-        """Append this run to the history (the next run's reference)."""
+        """Append this run to the history (the next run's reference), its samples alongside."""
         record = RunRecord(run=self.run_name, git_commit=lock.git.commit, values=self.values)
         self.history.append(self.config, self.hardware, record)
+        p = self._samples_path()
+        stored = read_json(p) if p.exists() else {}
+        atomic_write_json(p, {**stored, self.run_name: self.samples_ms})
 
 
 def baseline_evidence(
@@ -149,8 +211,13 @@ def baseline_evidence(
 
 
 def assess_baseline(evidence: Evidence, policy: TrustPolicy) -> TrustAssessment:
-    """The Trust Tier of the evidence under ``policy``."""
-    return assess(evidence, policy)
+    """The Trust Tier of the evidence under ``policy``; every failed integrity or reproduction
+    check is logged as a warning naming it and its measurement (the terminal shows it)."""
+    assessment = assess(evidence, policy)
+    for c in assessment.checks:
+        if not c.passed and c.name in ("plausible_vs_peak", "core_measured", "reproduced"):
+            log.warning("gpu-baseline check %s failed: %s", c.name, c.reason)
+    return assessment
 
 
 def review_applies(assessment: TrustAssessment) -> bool:

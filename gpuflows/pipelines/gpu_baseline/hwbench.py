@@ -187,9 +187,9 @@ def matmul_tflops(
         params["torch_threads"] = torch.get_num_threads()
         if dtype == "bf16":
             peak = _peak_info(d)[0]
-            if peak is None or peak.bf16_tflops is None:
+            if peak is None or str(peak.details.get("bf16_isa", "")).startswith("fp32"):
                 notes.append(
-                    "bf16 on a CPU without native bf16 FMA (no avx512_bf16/AMX peak): emulated "
+                    "bf16 on a CPU without native bf16 FMA (no avx512_bf16/AMX): emulated "
                     "through fp32 conversion, expected slower than fp32"
                 )
 
