@@ -1,7 +1,8 @@
 """The argo-experiment's parameters (one pydantic model: the UI form and the CLI) and presets.
 
-Presets follow the seed's modes (small / medium / full: 10 / 100 / 1000 questions) plus
-``smoke``, a CPU run of a few minutes with short generations. Every preset sweeps the
+Presets follow the seed's modes (small / medium / full: 10 / 100 / 1000 questions per
+difficulty) plus ``smoke`` (tiny random-weight Qwen2, short generations: a few CPU minutes) and
+``demo`` (the same with the real SmolLM2-135M-Instruct: slower on a CPU). Every preset sweeps the
 reference's seven c_r points; deduplication makes the extra points nearly free.
 """
 
@@ -130,12 +131,24 @@ class ArgoParams(BaseModel):
 _SMOKE_TOKENS = {"decomposer": 24, "retrieval_answer": 32, "reasoner": 32, "synthesizer": 40}
 
 PRESETS: dict[str, dict[str, Any]] = {
+    # CPU minutes: the random-weight tiny Qwen2 (synthetic model), every strategy and c_r point
     "smoke": {
-        "n_questions": 2,
-        "max_steps": 4,
+        "n_questions": 1,
+        "max_steps": 3,
+        "max_new_tokens": _SMOKE_TOKENS,
+        "chunk_words": 40,
+        "model": "tiny-qwen2",
+        "device": "cpu",
+    },
+    # the real SmolLM2-135M-Instruct on the CPU: ~10+ minutes on 2 busy cores (measured), so
+    # not the `make demo` default
+    "demo": {
+        "n_questions": 1,
+        "max_steps": 3,
         "max_new_tokens": _SMOKE_TOKENS,
         "chunk_words": 40,
         "model": "smollm2",
+        "device": "cpu",
     },
     "small": {"n_questions": 10},
     "medium": {"n_questions": 100},
