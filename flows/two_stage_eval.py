@@ -24,9 +24,6 @@ anything else is a model folder on this host (safetensors, no remote code).
 
 from __future__ import annotations
 
-import argparse
-import sys
-
 from prefect import flow, get_run_logger
 
 from gpuflows.pipelines.two_stage_eval import (
@@ -43,6 +40,7 @@ from gpuflows.pipelines.two_stage_eval import (
     report_body,
     report_payload,
 )
+from tasks.cli import run_cli
 from tasks.monitoring import gpu_monitor
 from tasks.progress import RunProgress
 from tasks.reports import publish_tiered_report, run_dir
@@ -107,46 +105,11 @@ def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  
     return flow_result(outcome, published, grant, monitor.report)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m flows.two_stage_eval", description=__doc__.split("\n\n")[0]
-    )
-    ap.add_argument("--preset", default="smoke", choices=["smoke", "full"])
-    ap.add_argument("--data")
-    ap.add_argument("--edit-model", default="tiny")
-    ap.add_argument("--reward-model", default="tiny")
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--vram-budget-gib", type=float)
-    ap.add_argument(
-        "--batch-size", type=int, help="pairs per model call (default: from the budget)"
-    )
-    ap.add_argument("--prompts", help="prompt YAML (default: the packaged, versioned file)")
-    ap.add_argument("--guidance", type=float, default=7.5)
-    ap.add_argument("--max-new-tokens", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args(argv)
-    try:
-        params = TwoStageEvalParams(
-            preset=a.preset,
-            data_path=a.data,
-            edit_model=a.edit_model,
-            reward_model=a.reward_model,
-            device=a.device,
-            dtype=a.dtype,
-            vram_budget_gib=a.vram_budget_gib,
-            batch_size=a.batch_size,
-            steps=a.steps,
-            seed=a.seed,
-            prompts_path=a.prompts,
-            guidance=a.guidance,
-            max_new_tokens=a.max_new_tokens,
-        )
-        out = two_stage_eval(params)
-    except (ValueError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+CLI_ALIASES = {"--data": "data_path", "--prompts": "prompts_path"}
+"""Spellings of the hand-written CLI this one replaced, still accepted."""
+
+
+def _print_result(out: dict) -> None:
     o = out["summary"]["overall"]
     print(
         f"\ntwo-stage-eval finished: {out['tier']} on {out['device']}: {o['n_scored']} scored, "
@@ -159,7 +122,20 @@ def main(argv: list[str] | None = None) -> int:
         f"{one['per_category']}, ours {one['ours']}"
     )
     print(f"  report: {out['report']['markdown']}")
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line, generated from :class:`TwoStageEvalParams` (``--help`` lists every field)."""
+    return run_cli(
+        two_stage_eval,
+        TwoStageEvalParams,
+        argv,
+        prog="python -m flows.two_stage_eval",
+        description=__doc__.split("\n\n")[0],
+        aliases=CLI_ALIASES,
+        errors=(ValueError, InputError),
+        report=_print_result,
+    )
 
 
 if __name__ == "__main__":

@@ -361,3 +361,51 @@ def test_rqa_sweep_main_prints_the_result(monkeypatch, capsys):
     text = capsys.readouterr().out
     assert "rqa-sweep finished: T1-Indicative on cpu, 12,345 rows" in text
     assert "plots:     a.png, b.png" in text and "report:    r.md" in text
+
+
+def test_two_stage_eval_main_accepts_the_old_options(monkeypatch):
+    import flows.two_stage_eval as mod
+
+    _capture(monkeypatch, mod, "two_stage_eval")
+    argv = (
+        "--preset full --data b.jsonl --edit-model tiny --reward-model tiny --device cpu "
+        "--dtype bfloat16 --vram-budget-gib 6.5 --batch-size 3 --prompts p.yaml --guidance 5 "
+        "--max-new-tokens 16 --steps 2 --seed 4 --image-guidance 1.2 --monitor-interval-s 2"
+    )
+    with pytest.raises(_Ran) as ran:
+        mod.main(argv.split())
+    assert ran.value.args[0] == mod.TwoStageEvalParams(
+        preset="full",
+        data_path="b.jsonl",
+        device="cpu",
+        dtype="bfloat16",
+        vram_budget_gib=6.5,
+        batch_size=3,
+        prompts_path="p.yaml",
+        guidance=5,
+        max_new_tokens=16,
+        steps=2,
+        seed=4,
+        image_guidance=1.2,
+        monitor_interval_s=2,
+    )
+
+
+def test_two_stage_eval_main_prints_the_result(monkeypatch, capsys):
+    import flows.two_stage_eval as mod
+
+    out = {
+        "tier": "T1-Indicative",
+        "device": "cpu",
+        "summary": {"overall": {"n_scored": 9, "n_failed": 1}},
+        "rejected": 0,
+        "swaps": 2,
+        "swaps_planned": {"naive": 20, "per_category": 9},
+        "swaps_planned_one_model": {"naive": 20, "per_category": 9, "ours": 1},
+        "report": {"markdown": "r.md"},
+    }
+    monkeypatch.setattr(mod, "two_stage_eval", lambda params: out)
+    assert mod.main(["--preset", "smoke"]) == 0
+    text = capsys.readouterr().out
+    assert "two-stage-eval finished: T1-Indicative on cpu: 9 scored, 1 failed, 0 rejected" in text
+    assert "naive 20, per-category 9, ours 1" in text and "report: r.md" in text
