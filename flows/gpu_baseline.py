@@ -12,7 +12,6 @@ target stays at T1). This module only wires the steps; their code is in
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from gpuflows.pipelines.gpu_baseline import (
     tier_line,
     with_reviews,
 )
+from tasks.cli import run_cli
 from tasks.hardware import (
     load_policies,
     lock_environment,
@@ -121,33 +121,11 @@ def gpu_baseline(params: GpuBaselineParams = GpuBaselineParams()) -> dict[str, A
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(
-        prog="python -m flows.gpu_baseline", description=__doc__.split("\n\n")[0]
-    )
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--repeats", type=int, default=30)
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument(
-        "--size", action="append", default=[], metavar="NAME=VALUE", help="override a suite size"
-    )
-    ap.add_argument("--review", action="store_true", help="pause for dual review when eligible")
-    a = ap.parse_args(argv)
-    try:
-        sizes = {k: int(v) for k, v in (s.split("=", 1) for s in a.size)}
-        params = GpuBaselineParams(
-            device=a.device,
-            repeats=a.repeats,
-            warmup=a.warmup,
-            seed=a.seed,
-            sizes=sizes,
-            review=a.review,
-        )
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    out = gpu_baseline(params)
+CLI_ALIASES = {"--size": "sizes"}
+"""Spellings of the hand-written CLI this one replaced, still accepted (``--size NAME=VALUE``)."""
+
+
+def _print_result(out: dict[str, Any]) -> None:
     print(
         f"\ngpu-baseline finished: {out['tier']} on {out['device']}"
         + (" (CPU fallback)" if out["fallback"] else "")
@@ -161,7 +139,19 @@ def main(argv: list[str] | None = None) -> int:
         f"  UI:        {Path(sys.executable).parent / 'prefect'} server start   (from this folder), "
         "then open http://127.0.0.1:4200/artifacts"
     )
-    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The command line, generated from :class:`GpuBaselineParams` (``--help`` lists every field)."""
+    return run_cli(
+        gpu_baseline,
+        GpuBaselineParams,
+        argv,
+        prog="python -m flows.gpu_baseline",
+        description=__doc__.split("\n\n")[0],
+        aliases=CLI_ALIASES,
+        report=_print_result,
+    )
 
 
 if __name__ == "__main__":

@@ -409,3 +409,79 @@ def test_two_stage_eval_main_prints_the_result(monkeypatch, capsys):
     text = capsys.readouterr().out
     assert "two-stage-eval finished: T1-Indicative on cpu: 9 scored, 1 failed, 0 rejected" in text
     assert "naive 20, per-category 9, ours 1" in text and "report: r.md" in text
+
+
+def test_gpu_baseline_main_accepts_the_old_options(monkeypatch):
+    import flows.gpu_baseline as mod
+
+    _capture(monkeypatch, mod, "gpu_baseline")
+    argv = (
+        "--device cpu --repeats 5 --warmup 1 --seed 2 --size copy_nbytes=1024 --size a=2 --review"
+    )
+    with pytest.raises(_Ran) as ran:
+        mod.main(argv.split())
+    assert ran.value.args[0] == mod.GpuBaselineParams(
+        device="cpu", repeats=5, warmup=1, seed=2, sizes={"copy_nbytes": 1024, "a": 2}, review=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "flow", "argv", "message"),
+    [
+        ("flows.rqa_sweep", "rqa_sweep", ["--seed", "-1"], "--seed: must be at least 0 (got -1)"),
+        (
+            "flows.two_stage_eval",
+            "two_stage_eval",
+            ["--batch-size", "0"],
+            "--batch-size: must be at least 1 (got 0)",
+        ),
+        (
+            "flows.gpu_baseline",
+            "gpu_baseline",
+            ["--size", "copy_nbytes=big"],
+            "--sizes[copy_nbytes]: must be a whole number (got big)",
+        ),
+    ],
+)
+def test_flow_main_refuses_a_bad_value_before_running(
+    monkeypatch, capsys, module, flow, argv, message
+):
+    import importlib
+
+    mod = importlib.import_module(module)
+    _capture(monkeypatch, mod, flow)
+    assert mod.main(argv) == 2
+    assert f"error: {message}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "module", ["flows.rqa_sweep", "flows.two_stage_eval", "flows.gpu_baseline"]
+)
+def test_flow_help_lists_every_field(module, capsys):
+    import importlib
+
+    mod = importlib.import_module(module)
+    with pytest.raises(SystemExit) as exc:
+        mod.main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    params = next(v for k, v in vars(mod).items() if k.endswith("Params") and isinstance(v, type))
+    for path in _leaves(params):
+        assert "--" + ".".join(p.replace("_", "-") for p in path) in text
+
+
+def test_gpu_baseline_main_prints_the_result(monkeypatch, capsys):
+    import flows.gpu_baseline as mod
+
+    out = {
+        "tier": "T1-Indicative",
+        "device": "cpu",
+        "fallback": True,
+        "report": {"markdown": "r.md"},
+        "results_dir": "results/x",
+    }
+    monkeypatch.setattr(mod, "gpu_baseline", lambda params: out)
+    assert mod.main([]) == 0
+    text = capsys.readouterr().out
+    assert "gpu-baseline finished: T1-Indicative on cpu (CPU fallback)" in text
+    assert "files:     results/x" in text and "server start" in text
