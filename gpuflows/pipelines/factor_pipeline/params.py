@@ -13,7 +13,8 @@ preset          NPROC_PER_NODE  FAILURE_BATCH_SIZE  PARQUET_SAMPLE_SIZE  NUM_GPU
 ==============  ==============  ==================  ===================  ========
 
 and CONCURRENCY / BATCH_SIZE / REQUEST_DELAY: 5 / 500 / 0.1 (1-gpu), 20 / 1000 / 0.05 (4-gpu and
-8-gpu: 20 x 8 = 160 requests in flight), 4 / 16 / 0 (smoke, this CPU).
+8-gpu: 20 x 8 = 160 requests in flight), 4 / 16 / 0 (smoke, this CPU; it also
+samples 6 failures for step 3, 32 new tokens each).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ Step = Literal["all", "probe", "sample", "qa"]
 
 
 class FactorParams(BaseModel):
-    """Everything a factor-pipeline run reads. Defaults = the ``smoke`` preset on generated data."""
+    """Everything a factor-pipeline run reads. Defaults: the smoke sizes, generated data, no sample."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -78,6 +79,8 @@ class FactorParams(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> FactorParams:
+        if self.endpoint_url and "qa_backend" not in self.model_fields_set:
+            self.qa_backend = "endpoint"  # an endpoint URL given: it is the QA backend
         if self.qa_backend == "endpoint" and not self.endpoint_url:
             raise ValueError("endpoint_url: qa_backend='endpoint' needs --endpoint-url URL")
         if self.endpoint_url and not self.served_model:
@@ -116,7 +119,7 @@ def _dask(n: int) -> dict[str, Any]:
 
 #: Named parameter sets; ``--preset NAME`` sets them and explicit options win.
 PRESETS: dict[str, dict[str, Any]] = {
-    "smoke": _seed_preset(1, 8, 2, 1, 4, 16, 0.0),
+    "smoke": _seed_preset(1, 8, 2, 1, 4, 16, 0.0) | {"sample_size": 6, "qa_max_new_tokens": 32},
     "1-gpu": _seed_preset(1, 50, 4, 1, 5, 500, 0.1),
     "4-gpu": _seed_preset(4, 100, 8, 4, 20, 1000, 0.05) | {"task_runner": _dask(4)},
     "8-gpu": _seed_preset(8, 100, 16, 8, 20, 1000, 0.05) | {"task_runner": _dask(8)},

@@ -35,7 +35,7 @@ from gpuflows.models.llm.config import EndpointConfig, LLMRequest, LLMResult
 from gpuflows.pipelines.factor_pipeline.outcomes import OutcomeStore
 
 _QA_RE = re.compile(r"Q(?:uestion)?\s*[:：]\s*(.+?)\s*\bA(?:nswer)?\s*[:：]\s*(.+)", re.S | re.I)
-_PROMPT_FIELDS = ("label", "prediction", "failure_key", "completion", "verified", "meta")
+_PROMPT_FIELDS = ("label", "prediction", "failure_key")
 
 
 def scan_input(path: str | Path, *, field: str = "input_path") -> list[str]:
@@ -78,7 +78,7 @@ def prompt_for(rec: dict[str, Any]) -> str:
     """The user message for one record."""
     if isinstance(rec.get("prompt"), str) and rec["prompt"].strip():
         return rec["prompt"]
-    facts = "\n".join(f"- {k}: {rec[k]}" for k in _PROMPT_FIELDS if k in rec)
+    facts = "\n".join(f"- {k}: {str(rec[k])[:80]}" for k in _PROMPT_FIELDS if k in rec)
     return (
         "A vision model failed on an image. Facts about the case:\n"
         f"{facts}\n"
