@@ -409,7 +409,7 @@ def _fig(name: str, value: float, peak: float, samples=(1.0,)) -> HwMeasurement:
     )
 
 
-def test_plausibility_names_the_measurement_that_fails(caplog):
+def test_plausibility_names_the_measurement_that_fails(caplog, monkeypatch):
     from gpuflows.pipelines.gpu_baseline.evidence import check_plausible
 
     ok = check_plausible([_fig("matmul_fp32", 0.43, 0.794), _fig("matmul_bf16", 1.53, 1.587)])
@@ -418,6 +418,24 @@ def test_plausibility_names_the_measurement_that_fails(caplog):
     assert not planted.passed and planted.numbers["over_peak"] == 1
     assert "matmul_bf16 measured 15.3 TFLOP/s = 9.64x its bound 1.587 TFLOP/s" in planted.reason
     assert "matmul_fp32 measured" not in planted.reason
+    # the report body shows it, and the terminal gets a warning naming it
+    from types import SimpleNamespace
+
+    from gpuflows.core.evidence.trust import TrustPolicy
+    from gpuflows.pipelines.gpu_baseline.evidence import assess_baseline
+    from gpuflows.pipelines.gpu_baseline.report import baseline_body
+
+    figs = [_fig("matmul_fp32", 0.43, 0.794), _fig("matmul_bf16", 15.3, 1.587)]
+    choice = SimpleNamespace(device="cpu", name="AMD EPYC", fallback=False, reason="")
+    grant = SimpleNamespace(peak=None, limit=None)
+    body = baseline_body(choice, figs, grant, [], SimpleNamespace(reason="off", samples=0))
+    assert "| plausible_vs_peak | **FAIL** |" in body and "matmul_bf16 measured 15.3" in body
+    from gpuflows.pipelines.gpu_baseline import evidence as ev_mod
+
+    monkeypatch.setattr(ev_mod, "assess", lambda ev, pol: SimpleNamespace(checks=[]))
+    with caplog.at_level("WARNING", logger="gpuflows.gpu_baseline"):
+        assess_baseline(SimpleNamespace(integrity=[planted]), TrustPolicy())
+    assert "plausible_vs_peak failed: impossible figures: matmul_bf16 measured" in caplog.text
 
 
 def test_reproduction_compares_samples_not_point_figures(tmp_path):

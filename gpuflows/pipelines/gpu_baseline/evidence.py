@@ -214,9 +214,10 @@ def assess_baseline(evidence: Evidence, policy: TrustPolicy) -> TrustAssessment:
     """The Trust Tier of the evidence under ``policy``; every failed integrity or reproduction
     check is logged as a warning naming it and its measurement (the terminal shows it)."""
     assessment = assess(evidence, policy)
-    for c in assessment.checks:
-        if not c.passed and c.name in ("plausible_vs_peak", "core_measured", "reproduced"):
-            log.warning("gpu-baseline check %s failed: %s", c.name, c.reason)
+    failing = [c for c in evidence.integrity if not c.passed]
+    failing += [c for c in assessment.checks if c.name == "reproduced" and not c.passed]
+    for c in failing:
+        log.warning("gpu-baseline check %s failed: %s", c.name, c.reason)
     return assessment
 
 

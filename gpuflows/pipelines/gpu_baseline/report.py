@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from gpuflows.core.evidence.checks import checks_table
 from gpuflows.core.evidence.trust import TrustAssessment
 from gpuflows.core.hardware.devices import DeviceChoice
 from gpuflows.core.slo.measure import SloMeasurement, latency_stats
+from gpuflows.pipelines.gpu_baseline.evidence import check_core_measured, check_plausible
 from gpuflows.pipelines.gpu_baseline.hwbench import HwMeasurement
 from gpuflows.pipelines.gpu_baseline.suite import measured
 
@@ -70,13 +72,16 @@ def baseline_body(
     regressed: list[str],
     monitor_report: Any,
 ) -> str:
-    """Device, measurement table, VRAM budget and measured peak, regressions, GPU monitor."""
+    """Device, measurement table, integrity checks (each failure names its measurement), VRAM
+    budget and measured peak, regressions, GPU monitor."""
     peak = grant.peak
     return "\n\n".join(
         [
             f"Device: **{choice.device}** — {choice.name}"
             + (f" (fallback: {choice.reason})" if choice.fallback else ""),
             measurement_table(measurements),
+            "Integrity checks:\n\n"
+            + checks_table([check_plausible(measurements), check_core_measured(measurements)]),
             f"VRAM budget: {grant.occupy_gib} GiB on `{grant.limit}` ({grant.estimate_basis}); "
             f"measured peak {(peak.measured_bytes or 0) / 2**30:.2f} GiB"
             if grant.limit and peak
