@@ -239,11 +239,6 @@ def test_no_pipeline_imports_another(edges):
     assert check_pipelines_independent(edges) == []
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="until 22:30 UTC on 2026-12-01: the flows are being moved onto their pipelines' "
-    "public surfaces by the other issue-10 helpers",
-)
 def test_flows_import_only_tasks_prefect_and_their_pipeline(edges):
     assert check_flows_wiring_only(edges) == []
 
