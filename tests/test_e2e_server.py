@@ -7,7 +7,7 @@ one worker: a CPU worker with ``CUDA_VISIBLE_DEVICES=""`` here, one per GPU on a
 1. ``prefect deployment run gpu-baseline/gpu-baseline-cpu`` from the CLI completes and publishes
    the tiered report and the monitor summary.
 2. A worker SIGKILLed in the middle of a run: the run stays *Running* until its heartbeat goes
-   stale; self-hosted Prefect 3.8.8 has no built-in zombie detection, so the test installs
+   stale; self-hosted Prefect (3.8.8, 3.9.1) has no built-in zombie detection, so the test installs
    Prefect's documented "crash zombie flow runs" automation (a proactive trigger: no heartbeat
    nor terminal event within ``ZOMBIE_WITHIN_S`` after a heartbeat -> Crashed). The worker is
    started again (``deployments.setup`` again: idempotent, it restarts the dead worker only),
@@ -51,7 +51,7 @@ COUNTED_DEPLOYMENT = "counted-flow/counted-e2e"
 def _counted_prefect_yaml(path: Path) -> Path:
     doc = {
         "name": "gpuflows-e2e",
-        "prefect-version": "3.8.8",
+        "prefect-version": "3.9.1",
         "pull": [
             {
                 "prefect.deployments.steps.set_working_directory": {
@@ -150,7 +150,7 @@ def test_killed_worker_run_crashes_then_retry_resumes_without_lost_results(e2e, 
             time.sleep(0.1)
 
     # 1. SIGKILL the worker's process group inside step 1. The flow-run process runs in a
-    #    session of its own (Prefect 3.8.8's process worker): it is orphaned, not killed, and
+    #    session of its own (Prefect 3.8.8 and 3.9.1 process workers): it is orphaned, not killed, and
     #    finishes step 1 without any worker.
     wait_steps(1, 120)
     time.sleep(STEP_S / 4)
