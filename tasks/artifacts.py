@@ -1,8 +1,8 @@
 """Artifact keys and reading artifacts back (tests, reproduction checks, the operations CLI).
 
-Prefect 3.8.8's ``client.read_artifacts`` sends ``"limit": null, "flow_runs": null, ...``, which a
-server on fastapi >= 0.151 answers with HTTP 422 (pinned below, but a team may run its server on
-another environment): :func:`read_artifacts` posts the same filter without the null fields, so
+The ``client.read_artifacts`` of Prefect 3.8.8 and 3.9.1 sends ``"limit": null, ...``, which a
+server on fastapi >= 0.151 answers with HTTP 422 (prefect pins fastapi below that, but a team may
+run its server on another environment): :func:`read_artifacts` posts the same filter without the null fields, so
 it works against either.
 """
 
