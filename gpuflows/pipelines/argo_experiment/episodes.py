@@ -1,7 +1,8 @@
 """Episodes, advanced step-synchronously so every model call is part of a batch.
 
 All episodes of a chunk (questions x seeds x the group's policies) take step t together: one
-``generate`` for every Decomposer, Reasoner and Synthesizer call of the step, one batched
+``generate`` per role for every Decomposer, Reasoner and Synthesizer call of the step (a role's
+rows share its system prompt and example, which the engine prefills once), one batched
 retrieval for the sub-queries, one ``generate`` for the sub-answers. A Retrieve step is two
 calls (sub-query, sub-answer), a Reason step one, the synthesis one.
 
@@ -191,12 +192,19 @@ class EpisodeRunner:
         uniq: dict[str, LLMRequest] = {}
         for k, r in zip(keys, reqs, strict=True):
             uniq.setdefault(k, r)
-        out = self.backend.generate(list(uniq.values()))
-        self.counts["generate_calls"] += 1
+        # one generate per role (system prompt): the role's few-shot block is the prefix every
+        # row of the batch shares, which the engine prefills once and keeps for the next batch
+        by_role: dict[str, list[str]] = {}
+        for k, r in uniq.items():
+            by_role.setdefault(str((r.messages or ({"content": ""},))[0]["content"]), []).append(k)
+        by: dict[str, LLMResult] = {}
+        for ks in by_role.values():
+            out = self.backend.generate([uniq[k] for k in ks])
+            self.counts["generate_calls"] += 1
+            self._tally(out)
+            by.update(zip(ks, out, strict=True))
         self.counts["sent"] += len(uniq)
         self.counts["shared_in_batch"] += len(reqs) - len(uniq)
-        self._tally(out)
-        by = dict(zip(uniq, out, strict=True))
         return [by[k] for k in keys]
 
     def _tally(self, results: list[LLMResult]) -> None:
