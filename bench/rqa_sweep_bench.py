@@ -8,10 +8,12 @@ euclidean, Theiler 1), the measures RR, DET, L_mean, L_max, ENT, LAM, TT, V_max.
 l_min axes are the full sweep's own (``gpuflows.pipelines.rqa_sweep.grid.PRESETS["full"]``); m, tau and n are
 cut so that pyunicorn finishes in about a minute.
 
-* **pyunicorn 1.0.0** (the exactness anchor): ``RecurrencePlot`` built per combination, as a
-  per-combination pipeline does. It is slow, so only the first ``--pyunicorn-subjects`` subjects
-  are timed (all their combinations) and the time is scaled linearly to all subjects (stated in
-  the output and the JSON). Its values are compared with ours on every timed combination.
+* **pyunicorn 1.0.0** (the exactness anchor), run the way a competent user would: one
+  ``RecurrencePlot`` per (m, tau, eps), every l_min read from it (l_min does not change the
+  recurrence matrix; pyunicorn caches its line histograms). Only the first
+  ``--pyunicorn-subjects`` subjects are timed (all their combinations) and the time is scaled
+  linearly to all subjects (stated in the output and the JSON). Its values are compared with
+  ours on every timed combination.
 * **AccRQA** (PyPI ``accrqa``, CPU OpenMP build): one ``DET`` call (all tau, m, l_min, eps) and one
   ``LAM`` call (v_min = 2) per subject. Its conventions differ (``dist <= eps``; the line of
   identity inside DET), so only the time of the same work is compared, not values. Its Python
@@ -22,6 +24,11 @@ cut so that pyunicorn finishes in about a minute.
   depend on tau), then ``SweepHistograms.table`` for every (l_min, eps). JIT compilation is done
   before the timings. On two combinations the histograms are checked integer-identical to the
   reference ``gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics``.
+
+Every engine's warm-up (JIT, library load, first call) is outside the timed region, and each is
+timed ``--repeats`` times (>= 3): the figures are medians, with min and max in the JSON, and the
+ratios are of medians. The load average before and after is recorded (a shared host's load
+changes the figures by up to 12x: quote only a quiet run).
 
 Projection to the full grid (m 1..12 x tau 1..5 x 17 eps x l_min 2..11 = 10,200 combinations)
 on the seed-scale workload (60 subjects x 5,000 samples x series x, y, xy): ours from one
@@ -103,32 +110,39 @@ def as_rows(tables: list) -> dict:
     return rows
 
 
-def pyunicorn_one(z: np.ndarray, m: int, tau: int, eps: float, lm: int) -> dict:
+def pyunicorn_plot(z: np.ndarray, m: int, tau: int, eps: float, lmins) -> dict:
+    """One RecurrencePlot for (m, tau, eps); the measures of every l_min read from it."""
     from pyunicorn.timeseries import RecurrencePlot
 
     rp = RecurrencePlot(
         z, dim=m, tau=tau, metric="euclidean", normalize=False, threshold=eps, silence_level=10
     )
-    return {
+    common = {
         "RR": rp.recurrence_rate(),
-        "DET": rp.determinism(l_min=lm),
-        "L_mean": rp.average_diaglength(l_min=lm),
         "L_max": rp.max_diaglength(),
-        "ENT": rp.diag_entropy(l_min=lm),
         "LAM": rp.laminarity(v_min=V_MIN),
         "TT": rp.trapping_time(v_min=V_MIN),
         "V_max": rp.max_vertlength(),
     }
+    return {
+        lm: {
+            **common,
+            "DET": rp.determinism(l_min=lm),
+            "L_mean": rp.average_diaglength(l_min=lm),
+            "ENT": rp.diag_entropy(l_min=lm),
+        }
+        for lm in lmins
+    }
 
 
 def run_pyunicorn(z: np.ndarray, ms, taus, eps, lmins) -> dict:
-    return {
-        (m, tau, float(e), lm): pyunicorn_one(z, m, tau, float(e), lm)
-        for m in ms
-        for tau in taus
-        for e in eps
-        for lm in lmins
-    }
+    out = {}
+    for m in ms:
+        for tau in taus:
+            for e in eps:
+                for lm, vals in pyunicorn_plot(z, m, tau, float(e), lmins).items():
+                    out[(m, tau, float(e), lm)] = vals
+    return out
 
 
 def accrqa_mods():
@@ -230,6 +244,25 @@ def timed(fn, *args):
     return time.perf_counter() - t0, r
 
 
+def spread(samples: list[float]) -> dict:
+    """Median and min/max of repeated timings (s)."""
+    return {
+        "median_s": round(float(np.median(samples)), 4),
+        "min_s": round(min(samples), 4),
+        "max_s": round(max(samples), 4),
+        "samples_s": [round(x, 4) for x in samples],
+    }
+
+
+def repeated(repeats: int, fn, *args) -> tuple[list[float], Any]:
+    """``repeats`` timings of ``fn(*args)``; the last result."""
+    ts, r = [], None
+    for _ in range(repeats):
+        t, r = timed(fn, *args)
+        ts.append(t)
+    return ts, r
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -243,9 +276,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--eps", type=float, nargs="+", default=FULL["eps"])
     ap.add_argument("--l-min", type=int, nargs="+", default=FULL["l_min"])
     ap.add_argument("--pyunicorn-subjects", type=int, default=1, help="timed, then scaled")
+    ap.add_argument("--repeats", type=int, default=3, help="timed runs per engine (>= 3)")
     ap.add_argument("--no-projection", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULT)
     a = ap.parse_args(argv)
+    if a.repeats < 3:
+        ap.error("--repeats must be >= 3: the spread over repeated runs is part of the result")
+    load_before = os.getloadavg()
 
     import numba
 
@@ -267,14 +304,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     notes: list[str] = []
 
-    # ours (JIT warm-up first)
-    rqa_engine.sweep_histograms(np.random.default_rng(0).standard_normal(300), 2, 1, eps)
-    t_ours, ours = 0.0, {}
-    for key, z in data.items():
-        dt_, r = timed(run_ours, z, ms, taus, eps, lmins)
-        t_ours += dt_
-        ours[key] = as_rows(r)
-    print(f"ours (numba sweep_histograms per unit + measures table): {t_ours:.3f} s")
+    # ours (JIT warm-up first, on every dimension the grid uses, outside the timings)
+    for z in {v.ndim: v for v in data.values()}.values():
+        run_ours(z[:300], ms[:2], taus[:1], eps, lmins)
+
+    def all_ours():
+        return {key: run_ours(z, ms, taus, eps, lmins) for key, z in data.items()}
+
+    ours_ts, ours_raw = repeated(a.repeats, all_ours)
+    ours = {key: as_rows(r) for key, r in ours_raw.items()}
+    t_ours = float(np.median(ours_ts))
+    print(
+        f"ours (numba sweep_histograms per unit + measures table): median {t_ours:.3f} s "
+        f"(min {min(ours_ts):.3f}, max {max(ours_ts):.3f}, {a.repeats} runs)"
+    )
 
     z0 = data[(subjects[0], a.series[0])]
     ref_rows = check_reference(z0, [(ms[-1], taus[-1], len(eps) // 2, lmins[0]), (1, 1, 0, 3)], eps)
@@ -291,10 +334,15 @@ def main(argv: list[str] | None = None) -> int:
         t_pyu = None
         notes.append("pyunicorn not installed: skipped")
     else:
-        pyunicorn_one(z0[:200], 1, 1, 0.3, 2)  # import and first-call costs outside the timing
+        pyunicorn_plot(z0[:200], 1, 1, 0.3, lmins)  # import and first-call costs untimed
+
+        def all_pyu():
+            return {key: run_pyunicorn(data[key], ms, taus, eps, lmins) for key in pyu_keys}
+
+        pyu_ts, pyu_res = repeated(a.repeats, all_pyu)
+        t_pyu_meas = float(np.median(pyu_ts))
         for key in pyu_keys:
-            dt_, r = timed(run_pyunicorn, data[key], ms, taus, eps, lmins)
-            t_pyu_meas += dt_
+            r = pyu_res[key]
             c = compare_pyunicorn(ours[key], r)
             pyu_cmp["combinations"] += c["combinations"]
             pyu_cmp["mismatches"] += c["mismatches"]
@@ -306,11 +354,12 @@ def main(argv: list[str] | None = None) -> int:
         t_pyu = t_pyu_meas * n_combos / pyu_timed
         note = (
             f"pyunicorn timed on {pyu_timed} of {n_combos} combinations (subjects "
-            f"{subjects[: a.pyunicorn_subjects]}, all their combinations), {t_pyu_meas:.2f} s, "
-            f"scaled linearly x {n_combos / pyu_timed:g}"
+            f"{subjects[: a.pyunicorn_subjects]}, all their combinations), median "
+            f"{t_pyu_meas:.2f} s (min {min(pyu_ts):.2f}, max {max(pyu_ts):.2f}), scaled "
+            f"linearly x {n_combos / pyu_timed:g}"
         )
         notes.append(note)
-        print(f"pyunicorn {pyu_version}, combination by combination: {t_pyu:.2f} s ({note})")
+        print(f"pyunicorn {pyu_version}, one plot per (m, tau, eps): {t_pyu:.2f} s ({note})")
         print(f"ours vs pyunicorn on those combinations: {pyu_cmp}")
         if pyu_cmp["mismatches"]:
             notes.append(
@@ -322,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # AccRQA
     acc_version = version("accrqa")
-    t_acc, acc_why = None, None
+    t_acc, acc_why, acc_ts = None, None, []
     if acc_version is None:
         acc_why = "accrqa not installed (pip install accrqa): skipped"
     else:
@@ -332,14 +381,15 @@ def main(argv: list[str] | None = None) -> int:
             one_d = [k for k in data if data[k].ndim == 1]
             if len(one_d) < len(data):
                 notes.append("AccRQA: joint xy series skipped (its Python API takes 1-D only)")
-            t_acc = 0.0
-            for key in one_d:
-                dt_, _ = timed(run_accrqa, data[key], ms, taus, eps, lmins)
-                t_acc += dt_
+            acc_ts, _ = repeated(
+                a.repeats, lambda: [run_accrqa(data[k], ms, taus, eps, lmins) for k in one_d]
+            )
+            t_acc = float(np.median(acc_ts))
             if not one_d:
                 t_acc, acc_why = None, "AccRQA: no 1-D series in the grid"
             elif len(one_d) < len(data):
                 t_acc *= len(data) / len(one_d)
+                acc_ts = [t * len(data) / len(one_d) for t in acc_ts]
                 notes.append("AccRQA time scaled to all series from its 1-D ones")
         except Exception as exc:  # record why and go on
             t_acc, acc_why = None, f"AccRQA failed: {type(exc).__name__}: {exc}"
@@ -347,7 +397,10 @@ def main(argv: list[str] | None = None) -> int:
         notes.append(acc_why)
         print(acc_why)
     else:
-        print(f"AccRQA {acc_version} (cpu, DET + LAM per subject): {t_acc:.3f} s")
+        print(
+            f"AccRQA {acc_version} (cpu, DET + LAM per subject): median {t_acc:.3f} s "
+            f"(min {min(acc_ts):.3f}, max {max(acc_ts):.3f})"
+        )
 
     r_pyu = t_pyu / t_ours if t_pyu else None
     r_acc = t_acc / t_ours if t_acc else None
@@ -378,10 +431,13 @@ def main(argv: list[str] | None = None) -> int:
         total_combos = FULL_COMBOS * SEED_SUBJECTS * len(SEED_SERIES)
         if pyu_version is not None:
             e_mid = float(FULL_EPS[len(FULL_EPS) // 2])
-            tp, _ = timed(pyunicorn_one, zx, 6, 3, e_mid, 2)
-            proj["pyunicorn_per_combination_s"] = tp
-            proj["pyunicorn_s"] = tp * total_combos
-            print(f"pyunicorn one combination n={SEED_SAMPLES} (m,tau)=(6,3): {tp:.3f} s")
+            tp, _ = timed(pyunicorn_plot, zx, 6, 3, e_mid, FULL_LMIN)
+            proj["pyunicorn_per_plot_s"] = tp
+            proj["pyunicorn_s"] = tp * total_combos / len(FULL_LMIN)
+            print(
+                f"pyunicorn one plot (all {len(FULL_LMIN)} l_min) n={SEED_SAMPLES} (m,tau)=(6,3): "
+                f"{tp:.3f} s"
+            )
         if t_acc is not None:
             ta = [timed(run_accrqa, zx, [m], [tau], FULL_EPS, FULL_LMIN)[0] for m, tau in units]
             proj["accrqa_unit_s"] = float(np.mean(ta))
@@ -400,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
 
     figures = {
         "ours_s": fig(t_ours, "s"),
+        "ours_min_s": fig(min(ours_ts), "s"),
+        "ours_max_s": fig(max(ours_ts), "s"),
         "pyunicorn_s": fig(t_pyu, "s"),
         "pyunicorn_measured_s": fig(t_pyu_meas if t_pyu else None, "s"),
         "accrqa_s": fig(t_acc, "s"),
@@ -414,9 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["full_grid_ours_unit_d2_s"] = fig(proj["ours_unit_d2_s"], "s")
         if "pyunicorn_s" in proj:
             figures["full_grid_pyunicorn_projected_s"] = fig(proj["pyunicorn_s"], "s")
-            figures["full_grid_pyunicorn_per_combination_s"] = fig(
-                proj["pyunicorn_per_combination_s"], "s"
-            )
+            figures["full_grid_pyunicorn_per_plot_s"] = fig(proj["pyunicorn_per_plot_s"], "s")
             figures["full_grid_ratio_pyunicorn"] = fig(proj["pyunicorn_s"] / proj["ours_s"], "x")
         if "accrqa_s" in proj:
             figures["full_grid_accrqa_projected_s"] = fig(proj["accrqa_s"], "s")
@@ -447,14 +503,26 @@ def main(argv: list[str] | None = None) -> int:
             "normalize": "z-scored once outside the timings; engines run with it off",
             "ours": "sweep_histograms(backend='numba') per (subject, series, m, tau) (m = 1 once "
             "for all tau), all eps; measures table of every (l_min, eps)",
-            "pyunicorn": "RecurrencePlot per combination: RR, DET, L_mean, L_max, ENT, LAM, TT, V_max",
+            "pyunicorn": "one RecurrencePlot per (m, tau, eps), every l_min read from it: RR, DET, "
+            "L_mean, L_max, ENT, LAM, TT, V_max",
+            "repeats": a.repeats,
+            "timing": "median of the repeats (min/max in spread); warm-up untimed for every engine",
             "accrqa": "accrqa.DET (all tau, m, l_min, eps; ENTR on) + accrqa.LAM (v_min=2) per "
             "subject, comp_platform cpu; conventions differ (<=, LOI in DET): time only",
         },
         "notes": notes,
         "figures": figures,
+        "spread": {
+            "ours": spread(ours_ts),
+            "pyunicorn_measured": spread(pyu_ts) if t_pyu else None,
+            "accrqa": spread(acc_ts) if t_acc else None,
+        },
+        "load_average": {"before": load_before, "after": os.getloadavg(), "cores": os.cpu_count()},
         "anchor": {
-            "pyunicorn": {"name": f"pyunicorn {pyu_version} per combination", "value": t_pyu},
+            "pyunicorn": {
+                "name": f"pyunicorn {pyu_version}, one RecurrencePlot per (m, tau, eps)",
+                "value": t_pyu,
+            },
             "accrqa": {"name": f"AccRQA {acc_version} cpu", "value": t_acc, "why": acc_why},
             "unit": "s",
         },
@@ -472,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
             "workload": f"{FULL_COMBOS} combinations x {SEED_SUBJECTS} subjects x series "
             f"{list(SEED_SERIES)}, n = {SEED_SAMPLES}",
             "method": "ours: mean of units (m,tau)=(1,1),(12,5) at d=1 and d=2, x 60 subjects x "
-            "56 computed (m,tau) (m = 1 once) x (2 d1 + 1 d2); pyunicorn: one combination at (6,3) x all; AccRQA: mean "
+            "56 computed (m,tau) (m = 1 once) x (2 d1 + 1 d2); pyunicorn: one plot (all l_min) at (6,3) x "
+            "all (m, tau, eps) x 180 series; AccRQA: mean "
             "of the same two units (d=1, DET+LAM) x 60 (m,tau) x 180 (xy priced as x)",
             **{k: v for k, v in proj.items()},
         },
@@ -489,7 +558,8 @@ def main(argv: list[str] | None = None) -> int:
         tail += f" (pyunicorn {proj['pyunicorn_s'] / 3600:.0f} h"
         tail += f", AccRQA {proj['accrqa_s'] / 60:.1f} min)" if "accrqa_s" in proj else ")"
     print(
-        f"rqa_sweep: ours {t_ours:.2f} s, pyunicorn {fmt(t_pyu, r_pyu or 0)}, "
+        f"rqa_sweep: ours {t_ours:.3g} s (median of {a.repeats}, load {load_before[0]:.1f}), "
+        f"pyunicorn {fmt(t_pyu, r_pyu or 0)}, "
         f"AccRQA {fmt(t_acc, r_acc or 0)}{tail}"
     )
     return 0
