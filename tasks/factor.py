@@ -227,6 +227,7 @@ def qa_records(params: FactorParams, input_path: str, out_dir: str) -> dict[str,
             timeout_s=params.timeout_s,
             max_new_tokens=params.qa_max_new_tokens,
             on_progress=prog.see,
+            model_name=params.qa_model if params.qa_backend == "local" else None,
         )
     finally:
         prog.close()

@@ -285,6 +285,7 @@ def qa_step(
     timeout_s: float = 120.0,
     max_new_tokens: int = 48,
     on_progress: Callable[[QAStats], None] | None = None,
+    model_name: str | None = None,
 ) -> dict[str, Any]:
     """Checks first (input, endpoints), then :func:`run_qa` into ``out_dir``; the step's record."""
     ids = scan_input(input_path)
@@ -310,7 +311,7 @@ def qa_step(
                 backends,
                 batch_size=batch_size,
                 max_new_tokens=max_new_tokens,
-                model_name=served_model or "local",
+                model_name=model_name or served_model or "local",
                 total=len(ids),
                 on_progress=on_progress,
             )

@@ -65,20 +65,24 @@ def is_json_array(path: Path) -> bool:
     return False
 
 
-def _obj(rec: Any, where: str) -> dict[str, Any]:
+def _bad(rec: Any, where: str) -> InputError:
     if not isinstance(rec, dict):
-        raise InputError(f"{where}: a record must be a JSON object, got {type(rec).__name__}")
-    rid = rec.get("id")
-    if not isinstance(rid, str | int) or rid == "":
-        raise InputError(f"{where}: the record has no 'id' (every record needs a unique id)")
-    return rec
+        return InputError(f"{where}: a record must be a JSON object, got {type(rec).__name__}")
+    return InputError(f"{where}: the record has no 'id' (every record needs a unique id)")
+
+
+def _ok(rec: Any) -> bool:
+    """An object with a non-empty string or integer id."""
+    return type(rec) is dict and type(rec.get("id")) in (str, int) and rec["id"] != ""
 
 
 def iter_array(path: Path) -> Iterator[dict[str, Any]]:
     with open(path, "rb") as f:
         try:
             for i, rec in enumerate(ijson.items(f, "item", use_float=True)):
-                yield _obj(rec, f"{path.name} item {i}")
+                if not _ok(rec):
+                    raise _bad(rec, f"{path.name} item {i}")
+                yield rec
         except ijson.JSONError as exc:
             raise InputError(f"{path.name}: not a valid JSON array ({exc})") from None
 
@@ -99,12 +103,15 @@ def iter_lines(path: Path, start: int = 0, end: int | None = None) -> Iterator[d
             line_no = None if line_no is None else line_no + 1
             if not line.strip():
                 continue
-            where = f"{path.name} line {line_no}" if line_no else f"{path.name} byte {here}"
+
             try:
                 rec = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
+                where = f"{path.name} line {line_no}" if line_no else f"{path.name} byte {here}"
                 raise InputError(f"{where}: not JSON ({exc}); fix or drop that line") from None
-            yield _obj(rec, where)
+            if not _ok(rec):
+                raise _bad(rec, f"{path.name} line {line_no}" if line_no else f"byte {here}")
+            yield rec
 
 
 def priority(seed: int, rid: Any) -> int:
@@ -229,6 +236,9 @@ def sample_failures(
 
 def _join(results: list[dict], parts: list[str], tmp: Path, k: int | None, emb: bool) -> int:
     written = 0
+    if k is None and len(parts) == 1:  # one range: its part file is the output, no copy
+        os.replace(parts[0], tmp)
+        return results[0]["failures"]
     with open(tmp, "wb", buffering=2**20) as out:
         if k is None:
             for p in parts:
