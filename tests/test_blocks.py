@@ -86,7 +86,6 @@ def test_trust_policy_round_trip():
         required_checks=["slo_p95_latency"],
         reproduction_rel_tolerance=0.01,
         min_reviewers=3,
-        allow_dirty_tree=True,
     )
     policy = block.to_policy()
     assert isinstance(policy, TrustPolicy)
@@ -100,6 +99,10 @@ def test_trust_policy_round_trip():
         ({"min_reviewers": 1}, "min_reviewers"),
         ({"min_sample_size": 0}, "min_sample_size"),
         ({"reproduction_rel_tolerance": 1.5}, "reproduction_rel_tolerance"),
+        # issue 11: a policy only tightens; looser than the floor is refused, naming the field
+        ({"min_sample_size": 1}, "min_sample_size"),
+        ({"reproduction_rel_tolerance": 1.0}, "reproduction_rel_tolerance"),
+        ({"allow_dirty_tree": True}, "allow_dirty_tree"),
     ],
 )
 def test_trust_policy_rejects(kwargs, field):

@@ -9,14 +9,19 @@ import time
 import numpy as np
 from prefect import flow
 
+from gpuflows.core.evidence.checks import CheckResult
 from gpuflows.core.evidence.digest import array_digest
-from gpuflows.core.evidence.envlock import DatasetRef, build_lock
+from gpuflows.core.evidence.envlock import DatasetRef, GitInfo, build_lock
 from gpuflows.core.evidence.history import RunHistory, RunRecord
+from gpuflows.core.evidence.provenance import DataProvenance
 from gpuflows.core.evidence.trust import Evidence, TrustPolicy, assess, reproduce_by_digest
 from gpuflows.core.hardware.devices import choose_device
 from tasks.review import collect_reviews, give_review
 
-POLICY = TrustPolicy(min_sample_size=10, allow_dirty_tree=True)
+POLICY = TrustPolicy()
+PROVENANCE = DataProvenance(
+    name="arange", kind="operands", origin="numpy.arange(100)", version="1", responsible="tests"
+)
 
 
 @flow(name="review-demo")
@@ -29,10 +34,14 @@ def review_demo(run: str, review: bool) -> dict:
         device=choose_device("cpu"),
         dataset=DatasetRef(name="arange", version="1", digest=array_digest(data), synthetic=False),
     )
+    # the shared checkout may be dirty; review mechanics are tested on a clean-tree lock
+    lock.git = GitInfo(commit=lock.git.commit or "0" * 40, dirty=False)
     hist = RunHistory("review-demo")
     prev = hist.last({"n": 100}, "cpu", exclude_run=run)
     ev = Evidence(
         synthetic_data=False,
+        data_provenance=PROVENANCE,
+        integrity=[CheckResult(name="finite", passed=bool(np.isfinite(out).all()), reason="")],
         lock=lock,
         sample_size=100,
         measured_device="cpu",

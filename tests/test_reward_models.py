@@ -76,7 +76,8 @@ def test_adapter_metadata(model: RewardModel, reward_dir: Path, tmp_path: Path) 
     copy = tmp_path / "copy"
     shutil.copytree(reward_dir, copy)
     (copy / MARKER_NAME).unlink()
-    assert not load_reward_model(copy).synthetic
+    # attack #2 (issue 11): deleting the marker must not make random weights "real"
+    assert load_reward_model(copy).synthetic
 
 
 def test_constrained_answers_parse_and_are_deterministic(model: RewardModel) -> None:

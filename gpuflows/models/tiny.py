@@ -14,7 +14,8 @@ load real weights (:mod:`gpuflows.models.diffusers_edit`, :mod:`gpuflows.models.
   requires a video processor, which transformers 5 only provides with torchvision.
 
 A finished build folder holds a marker file (:data:`MARKER_NAME`) with the recipe version and the
-seed, written last; a folder whose marker matches is reused as is (idempotent), anything else is
+seed, written last, and the digests of its weight files are registered as generated
+(:mod:`gpuflows.core.evidence.provenance`), so :func:`is_synthetic` does not depend on the marker; a folder whose marker matches is reused as is (idempotent), anything else is
 rebuilt in a temporary sibling folder and renamed into place, so concurrent builders never see a
 half-written model.
 """
@@ -29,6 +30,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gpuflows.core.evidence.weights_check import (
+    check_weights_dir,
+    looks_untrained,
+    register_weight_files,
+)
 from gpuflows.core.store.io import atomic_write_json, results_root
 
 MARKER_NAME = "gpuflows_tiny_model.json"
@@ -70,8 +76,20 @@ def read_marker(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def is_synthetic(path: str | os.PathLike[str]) -> bool:
-    """True when ``path`` was built by this module (random weights, not a real model)."""
-    return read_marker(path) is not None
+    """True when ``path`` holds random weights, not a trained model.
+
+    Not the marker alone (deleting it would make a random model "real"): also true when a weight
+    file's digest is registered by these builders, or when every normalisation layer still has
+    its initial values (:func:`gpuflows.core.evidence.weights_check.check_weights_dir`: a
+    ``save_pretrained`` of a random init, a "tiny-random" hub repo). The check's limits are
+    documented there.
+    """
+    if read_marker(path) is not None:
+        return True
+    p = Path(path)
+    if not p.exists():
+        return False  # a hub id or a missing folder: nothing on disk to judge here
+    return looks_untrained(check_weights_dir(p))
 
 
 def _complete(path: Path, recipe: str, version: int, seed: int) -> bool:
@@ -103,6 +121,8 @@ def _build_atomically(
             torch.manual_seed(seed)
             info = build(tmp)
         files = sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file())
+        # fingerprints: these weights stay known as generated with the marker gone or renamed
+        register_weight_files(tmp, f"gpuflows.models.tiny:{recipe}-v{version}-seed{seed}")
         marker = {"recipe": recipe, "recipe_version": version, "seed": seed, "files": files}
         atomic_write_json(tmp / MARKER_NAME, {**marker, **info})
         if _complete(target, recipe, version, seed):  # another process won the race

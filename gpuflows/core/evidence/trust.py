@@ -1,14 +1,20 @@
 """Trust Tiers computed from evidence: small named checks, never a tier written by hand.
 
-Rules (DESIGN.md; a :class:`TrustPolicy` may only make them stricter):
+Rules (DESIGN.md; a :class:`TrustPolicy` may only make them stricter — a looser value than
+:data:`FLOOR` is refused when the policy is built, naming the field):
 
 * ``T1-Indicative`` — the result exists, but something below fails: synthetic data or model,
-  incomplete environment lock, sample below the policy minimum, a failed integrity check, or a
-  baseline measured on another device than the one it is for.
-* ``T2-Internal`` — real data and model, complete lock, sample size met, integrity checks pass
-  (and every check the policy names as required).
+  data without declared provenance or whose digest is registered as generated, a model without
+  declared provenance or whose weights fail the fresh-initialisation check, incomplete
+  environment lock (a dirty tree is never complete), sample below the policy minimum, a failed
+  integrity check or no integrity check at all, or a baseline measured on another device than
+  the one it is for.
+* ``T2-Internal`` — real data (declared provenance, not generated) and model (declared source,
+  weights checked), complete lock, sample size met, integrity checks present and passing (and
+  every check the policy names as required).
 * ``T3-Verified`` — T2, plus an independent re-run reproduced it (exact digest match, or within
-  the stated tolerance), plus approval by ``min_reviewers`` (>= 2) distinct reviewers.
+  the stated tolerance), plus approval by ``min_reviewers`` (>= 2) distinct reviewers (signed,
+  when the reviews come through :mod:`tasks.review`).
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ import math
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gpuflows.core.evidence.checks import CheckResult, checks_table
 from gpuflows.core.evidence.envlock import EnvironmentLock
+from gpuflows.core.evidence.provenance import DataProvenance, generated_by
 from gpuflows.core.hardware.devices import device_kind
 
 
@@ -73,8 +80,49 @@ class TrustPolicy(BaseModel):
     )
     allow_dirty_tree: bool = Field(
         default=False,
-        description="Accept a lock whose git tree had uncommitted changes as complete.",
+        description="Kept for old stored blocks; must stay False: a dirty tree is never a "
+        "complete lock.",
     )
+    max_failure_share: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Largest share of items (pairs, units, queries) that may fail or be "
+        "rejected before the run's integrity check fails.",
+    )
+
+    @model_validator(mode="after")
+    def _only_tighter(self) -> TrustPolicy:
+        looser = []
+        for name, floor in FLOOR.items():
+            value = getattr(self, name)
+            if name == "allow_dirty_tree":
+                bad = bool(value) and not floor
+            elif name in _UPPER_BOUNDED:
+                bad = value > floor
+            else:
+                bad = value < floor
+            if bad:
+                looser.append(f"{name}={value!r} (floor {floor!r})")
+        if looser:
+            raise ValueError(
+                "a trust policy may only tighten the rules; looser than the built-in floor: "
+                + "; ".join(looser)
+                + ". Raise (or lower) the value to the floor or stricter; a dirty tree is never a "
+                "complete lock: commit the changes instead of allowing them"
+            )
+        return self
+
+
+#: The built-in floor (DESIGN.md): a policy may be stricter on every field, never looser.
+FLOOR: dict[str, float | int | bool] = {
+    "min_sample_size": 30,
+    "reproduction_rel_tolerance": 0.05,
+    "min_reviewers": 2,
+    "allow_dirty_tree": False,
+    "max_failure_share": 0.05,
+}
+_UPPER_BOUNDED = {"reproduction_rel_tolerance", "max_failure_share"}
 
 
 class ModelRef(BaseModel):
@@ -86,6 +134,11 @@ class ModelRef(BaseModel):
     )
     synthetic: bool = Field(description="Random or toy weights (caps the tier at T1).")
     digest: str | None = None
+    weights_check: CheckResult | None = Field(
+        default=None,
+        description="gpuflows.core.evidence.weights_check on the loaded weights; T2 needs one "
+        "that passed (a freshly initialised model fails it).",
+    )
 
 
 class Reproduction(BaseModel):
@@ -123,6 +176,11 @@ class Evidence(BaseModel):
 
     synthetic_data: bool
     data_note: str = ""
+    data_provenance: DataProvenance | None = Field(
+        default=None,
+        description="Declared provenance of the data (gpuflows.core.evidence.provenance); "
+        "without one the result is at most T1.",
+    )
     model: ModelRef | None = Field(default=None, description="None when no model is involved.")
     lock: EnvironmentLock
     sample_size: int = Field(ge=0)
@@ -147,34 +205,68 @@ class TrustAssessment(BaseModel):
 
 
 def check_real_data(ev: Evidence) -> CheckResult:
+    """Real data: not flagged synthetic, not registered as generated, provenance declared."""
     # the lock's DatasetRef says synthetic too: either flag caps the tier
     synthetic = ev.synthetic_data or bool(ev.lock.dataset and ev.lock.dataset.synthetic)
+    digest = ev.lock.dataset.digest if ev.lock.dataset else None
+    generator = generated_by(digest)
+    prov = ev.data_provenance
+    if synthetic:
+        reason = ev.data_note or "synthetic or generated data"
+    elif generator:
+        reason = f"data digest {digest} matches data generated by {generator} (synthetic)"
+    elif prov is None:
+        reason = "provenance not declared" + (f" ({ev.data_note})" if ev.data_note else "")
+    else:
+        reason = f"{prov.kind} data {prov.name} v{prov.version} from {prov.origin}"
+        reason += f" (responsible: {prov.responsible})"
     return CheckResult(
         name="real_data",
-        passed=not synthetic,
-        numbers={},
-        reason=ev.data_note or ("synthetic or generated data" if synthetic else "real data"),
+        passed=not synthetic and not generator and prov is not None,
+        numbers={"digest": digest} if digest else {},
+        reason=reason,
     )
+
+
+def _declared_source(m: ModelRef) -> str | None:
+    """What is missing from the model's declared source, or None when it is declared."""
+    src = (m.source or "").strip()
+    if not src or src == "random-init":
+        return "no declared source"
+    if src.startswith("hf:") and "@" not in src:
+        return f"hub id {src[3:]} without a revision (pin one: the weights behind a name change)"
+    return None
 
 
 def check_real_model(ev: Evidence) -> CheckResult:
-    if ev.model is None:
+    """Real model: not synthetic, declared source (hub id + revision, path, package), weights
+    checked by gpuflows.core.evidence.weights_check (a fresh initialisation fails it)."""
+    m = ev.model
+    if m is None:
         return CheckResult(name="real_model", passed=True, reason="no model involved")
-    return CheckResult(
-        name="real_model",
-        passed=not ev.model.synthetic,
-        numbers={"model": ev.model.name},
-        reason=f"{'synthetic' if ev.model.synthetic else 'real'} weights from {ev.model.source}",
-    )
+    undeclared = _declared_source(m)
+    wc = m.weights_check
+    if m.synthetic:
+        reason, ok = f"synthetic weights from {m.source}", False
+    elif undeclared:
+        reason, ok = f"model provenance not declared: {undeclared}", False
+    elif wc is None:
+        reason, ok = f"weights of {m.source} not checked (weights_check)", False
+    elif not wc.passed:
+        reason, ok = f"weights check failed: {wc.reason}", False
+    else:
+        reason, ok = f"weights from {m.source}; {wc.reason}", True
+    return CheckResult(name="real_model", passed=ok, numbers={"model": m.name}, reason=reason)
 
 
 def check_environment_lock(ev: Evidence, policy: TrustPolicy) -> CheckResult:
     missing = ev.lock.missing()
-    if ev.lock.git.commit and ev.lock.git.dirty is None and not policy.allow_dirty_tree:
+    # a dirty tree is never a complete lock, whatever the policy (allow_dirty_tree is refused)
+    if ev.lock.git.commit and ev.lock.git.dirty is None:
         missing.append(
             "known tree state (commit given without a checkout: cannot tell if the code matches)"
         )
-    elif ev.lock.git.dirty and not policy.allow_dirty_tree:
+    elif ev.lock.git.dirty:
         missing.append(
             "clean git tree (uncommitted changes: the commit does not describe the code)"
         )
@@ -197,12 +289,19 @@ def check_sample_size(ev: Evidence, policy: TrustPolicy) -> CheckResult:
 
 
 def check_integrity(ev: Evidence) -> CheckResult:
+    """Every integrity check passes, and there is at least one ("no checks" is a failure)."""
     failed = [c.name for c in ev.integrity if not c.passed]
+    if not ev.integrity:
+        reason = "no integrity checks: a result with nothing that could have failed is unchecked"
+    elif failed:
+        reason = f"failed: {', '.join(failed)}"
+    else:
+        reason = "all integrity checks pass"
     return CheckResult(
         name="integrity",
-        passed=not failed,
+        passed=bool(ev.integrity) and not failed,
         numbers={"checks": len(ev.integrity), "failed": len(failed)},
-        reason="all integrity checks pass" if not failed else f"failed: {', '.join(failed)}",
+        reason=reason,
     )
 
 
@@ -211,7 +310,9 @@ def check_target_device(ev: Evidence) -> CheckResult:
         return CheckResult(
             name="target_device", passed=True, reason="result is not device-specific"
         )
-    ok = device_kind(ev.measured_device) == device_kind(ev.target_device)
+    # 'cpu,cuda:0' (a partial fallback) is several devices: every one must be of the target kind
+    kinds = {device_kind(d) for d in ev.measured_device.split(",") if d.strip()}
+    ok = kinds == {device_kind(ev.target_device)}
     return CheckResult(
         name="target_device",
         passed=ok,

@@ -20,6 +20,7 @@ from typing import Any
 from gpuflows.core.evidence.checks import CheckResult
 from gpuflows.core.evidence.envlock import EnvironmentLock
 from gpuflows.core.evidence.history import RunHistory, RunRecord
+from gpuflows.core.evidence.provenance import DataProvenance
 from gpuflows.core.evidence.trust import (
     Evidence,
     Reproduction,
@@ -199,6 +200,13 @@ def baseline_evidence(
         synthetic_data=False,
         data_note=(
             "hardware microbenchmark: seeded operands, the measured quantity is device throughput"
+        ),
+        data_provenance=DataProvenance(  # issue 11: data needs declared provenance for T2
+            name="seeded benchmark operands",
+            kind="operands",
+            origin="gpuflows.pipelines.gpu_baseline (seeded random operands)",
+            version=str(lock.seed),
+            responsible="gpuflows gpu-baseline",
         ),
         model=None,
         lock=lock,

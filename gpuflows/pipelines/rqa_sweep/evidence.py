@@ -1,7 +1,8 @@
 """What the sweep's Trust Tier is computed from: the environment lock and the evidence record.
 
-Synthetic data caps the tier at T1 (``gpuflows.core.evidence.trust.assess``); the integrity
-check ``sweep_complete`` holds the table to one row per subject x series x combination.
+Synthetic data — generated here, or a file whose digest the generator registered — and a file
+without declared provenance cap the tier at T1 (``gpuflows.core.evidence.trust.assess``); the
+integrity check ``sweep_complete`` holds the table to one row per subject x series x combination.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from gpuflows.core.evidence.checks import CheckResult
 from gpuflows.core.evidence.envlock import DatasetRef, EnvironmentLock, build_lock
 from gpuflows.core.evidence.trust import Evidence, TrustAssessment, assess
 from gpuflows.core.hardware.devices import DeviceChoice
+from gpuflows.pipelines.rqa_sweep.data import data_provenance
 from gpuflows.pipelines.rqa_sweep.params import RqaSweepParams
 
 
@@ -42,14 +44,17 @@ def sweep_assessment(
     evidence = Evidence(
         synthetic_data=synthetic,
         data_note=(
-            "synthetic gaze from gpuflows.pipelines.rqa_sweep.gaze (model parameters invented)"
+            f"synthetic: {lock.dataset.description}"  # a file whose digest the generator knows
+            if synthetic and p.data_path and lock.dataset
+            else "synthetic gaze from gpuflows.pipelines.rqa_sweep.gaze (model parameters invented)"
             if synthetic
             else f"gaze file {p.data_path}"
         ),
+        data_provenance=data_provenance(p),
         lock=lock,
         sample_size=n_subjects,
         integrity=[check_sweep_complete(rows, expected)],
-        measured_device="cuda" if "cuda" in device_used else "cpu",
+        measured_device=device_used,  # 'cpu,cuda:0' (partial fallback) fails the device check
         target_device="cuda",
     )
     return assess(evidence)

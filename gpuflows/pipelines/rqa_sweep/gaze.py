@@ -51,10 +51,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from gpuflows.core.evidence.digest import frame_digest
+from gpuflows.core.evidence.provenance import register_generated
 from gpuflows.core.faults import InputError
-from gpuflows.pipelines.rqa_sweep.schema import COLUMNS, GROUPS
+from gpuflows.pipelines.rqa_sweep.schema import COLUMNS, GROUPS, canonical_frame
 
 DATASET_NAME = "synthetic-gaze"
+GENERATOR = "gpuflows.pipelines.rqa_sweep.gaze.generate_dataset"
+"""Name under which generated tables are registered (gpuflows.core.evidence.provenance)."""
 DATASET_VERSION = "1.0.0"
 """Bump whenever the model or a parameter changes (the digest changes with it)."""
 SAMPLE_RATE_HZ = 250.0
@@ -261,7 +265,10 @@ def generate_dataset(
             "y": np.concatenate([p[3] for p in parts]),
         }
     )
-    return frame[list(COLUMNS)]
+    frame = frame[list(COLUMNS)]
+    # whatever file this is written to, its canonical table is known generated data
+    register_generated(frame_digest(canonical_frame(frame)), GENERATOR)
+    return frame
 
 
 def generate_preset(name: str, seed: int = 0) -> pd.DataFrame:

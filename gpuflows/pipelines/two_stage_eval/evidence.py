@@ -14,12 +14,15 @@ from typing import Any
 
 from gpuflows.core.evidence.checks import CheckResult
 from gpuflows.core.evidence.digest import bytes_digest
-from gpuflows.core.evidence.trust import Evidence, ModelRef, TrustAssessment, assess
+from gpuflows.core.evidence.provenance import read_provenance
+from gpuflows.core.evidence.trust import Evidence, ModelRef, TrustAssessment, TrustPolicy, assess
+from gpuflows.core.evidence.weights_check import check_weights_dir
 from gpuflows.pipelines.two_stage_eval.run_plan import TwoStageRun
 
 
 def every_pair_scored_or_failed(n_pairs: int, scores: dict[str, dict]) -> CheckResult:
-    """One record (a score or the pair's error) for each valid pair."""
+    """One record (a score or the pair's error) for each valid pair (bookkeeping; it holds by
+    construction, so :func:`failure_share_within_bound` is the check that can fail)."""
     return CheckResult(
         name="every_pair_scored_or_failed",
         passed=len(scores) == n_pairs,
@@ -28,30 +31,75 @@ def every_pair_scored_or_failed(n_pairs: int, scores: dict[str, dict]) -> CheckR
     )
 
 
-def build_evidence(run: TwoStageRun, scores: dict[str, dict], summary: dict[str, Any]) -> Evidence:
+def failure_share_within_bound(n_pairs: int, n_scored: int, bound: float) -> CheckResult:
+    """Integrity: the share of pairs without a score is at most the policy's
+    ``max_failure_share`` (240 of 270 pairs failed is not a result). No pairs at all fails."""
+    failed = max(n_pairs - n_scored, 0)
+    share = failed / n_pairs if n_pairs else 1.0
+    ok = n_pairs > 0 and share <= bound
+    return CheckResult(
+        name="failure_share",
+        passed=ok,
+        numbers={"pairs": n_pairs, "failed": failed, "share": share, "bound": bound},
+        reason=f"{failed} of {n_pairs} pairs without a score ({share:.1%} "
+        f"{'<=' if ok else '>'} bound {bound:.1%})",
+    )
+
+
+def _weights_check(run: TwoStageRun) -> CheckResult | None:
+    """The weights check of both models' folders: the first failing one, else the last."""
+    out = None
+    for m in (run.edit_model, run.reward):
+        path = getattr(m, "path", None)
+        if path is None:
+            return None  # a model not loaded in this run: its weights were not checked
+        out = check_weights_dir(path)
+        if not out.passed:
+            return out
+    return out
+
+
+def build_evidence(
+    run: TwoStageRun,
+    scores: dict[str, dict],
+    summary: dict[str, Any],
+    policy: TrustPolicy | None = None,
+) -> Evidence:
     """The run's evidence: data and model identity, lock, sample size, integrity, device."""
+    policy = policy or TrustPolicy()
     ref, models, fps = run.dataset, run.models, run.fingerprints
+    synthetic_model = run.edit_model.synthetic or run.reward.synthetic
     return Evidence(
         synthetic_data=ref.synthetic,
         data_note="synthetic scenes (gpuflows.pipelines.two_stage_eval.synth)"
         if ref.synthetic
         else str(run.data),
+        data_provenance=None if ref.synthetic else read_provenance(run.data),
         model=ModelRef(
             name="edit+reward",
             source=f"{models['edit'].source} + {models['reward'].source}",
-            synthetic=run.edit_model.synthetic or run.reward.synthetic,
+            synthetic=synthetic_model,
             digest=bytes_digest(f"{fps['edit']}+{fps['reward']}".encode()),  # both models
+            weights_check=None if synthetic_model else _weights_check(run),
         ),
         lock=run.lock,
         sample_size=summary["overall"]["n_scored"],
-        integrity=[every_pair_scored_or_failed(len(run.pairs), scores)],
+        integrity=[
+            every_pair_scored_or_failed(len(run.pairs), scores),
+            failure_share_within_bound(
+                len(run.pairs), summary["overall"]["n_scored"], policy.max_failure_share
+            ),
+        ],
         measured_device=run.choice.kind,
         target_device="cuda",
     )
 
 
 def assess_run(
-    run: TwoStageRun, scores: dict[str, dict], summary: dict[str, Any]
+    run: TwoStageRun,
+    scores: dict[str, dict],
+    summary: dict[str, Any],
+    policy: TrustPolicy | None = None,
 ) -> TrustAssessment:
     """The run's Trust Tier and the checks behind it."""
-    return assess(build_evidence(run, scores, summary))
+    return assess(build_evidence(run, scores, summary, policy), policy)

@@ -25,7 +25,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from gpuflows.core.evidence.digest import bytes_digest
+from gpuflows.core.evidence.digest import bytes_digest, file_digest
+from gpuflows.core.evidence.provenance import generated_by, register_generated
 from gpuflows.core.faults import InputError
 from gpuflows.core.store.io import atomic_write_bytes, atomic_write_json
 from gpuflows.pipelines.two_stage_eval.bench import CATEGORIES, MANIFEST, EditPair, benchmark_digest
@@ -225,6 +226,12 @@ def generate_benchmark(
         body = ("\n".join(lines) + "\n").encode()
         atomic_write_bytes(out / f"{cat}.jsonl", body)
         files[f"{cat}.jsonl"] = bytes_digest(body)
+    # known generated data whatever the folder, its manifest or its file names say
+    # (files with records only: an empty category file is the same bytes in any benchmark)
+    register_generated(
+        [benchmark_digest(pairs), *(files[f"{c}.jsonl"] for c, n in PRESETS[preset].items() if n)],
+        GENERATOR,
+    )
     atomic_write_json(
         out / MANIFEST,
         {
@@ -242,6 +249,9 @@ def generate_benchmark(
     return out
 
 
+GENERATOR = "gpuflows.pipelines.two_stage_eval.synth.generate_benchmark"
+
+
 def read_manifest(path: str | Path) -> dict | None:
     """The manifest of a data folder (or of a data file's folder), or None when there is none."""
     p = Path(path)
@@ -253,5 +263,12 @@ def read_manifest(path: str | Path) -> dict | None:
 
 
 def is_synthetic(path: str | Path) -> bool:
-    """True when the data folder (or a data file's folder) has a manifest marking it synthetic."""
-    return bool((read_manifest(path) or {}).get("synthetic"))
+    """True when the data folder (or a data file's folder) has a manifest marking it synthetic,
+    or holds a data file whose digest :func:`generate_benchmark` registered (manifest deleted,
+    files renamed or copied elsewhere). The trust check also looks up the loaded benchmark's
+    digest (:func:`gpuflows.core.evidence.trust.check_real_data`)."""
+    if (read_manifest(path) or {}).get("synthetic"):
+        return True
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(p.glob("*.json*")) if p.is_dir() else []
+    return any(generated_by(file_digest(f)) for f in files if f.is_file() and f.name != MANIFEST)
