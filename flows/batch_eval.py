@@ -36,15 +36,18 @@ from tasks.batch_eval import (
     measure_baseline,
     train,
 )
+from tasks.crash_guard import crash_stale_runs
 from tasks.hardware import pick_device
 from tasks.reports import publish_tiered_report, run_dir
+from tasks.result_store import prefect_results_dir
 
 REPORT_KEY = "batch-eval-report"
 
 
-@flow(name="batch-eval", log_prints=True)
+@flow(name="batch-eval", log_prints=True, result_storage=prefect_results_dir())
 def batch_eval(params: BatchEvalParams = BatchEvalParams()) -> dict[str, Any]:  # noqa: B008
     """Re-ranker evaluation: expansion, ablation, SLO baseline, final tiered report."""
+    crash_stale_runs()
     p = params
     out = run_dir("batch-eval")
     data = load_data(p, out)  # bad data fails here, before any model loads

@@ -33,6 +33,7 @@ from gpuflows.pipelines.gpu_baseline import (
     with_reviews,
 )
 from tasks.cli import run_cli
+from tasks.crash_guard import crash_stale_runs
 from tasks.hardware import (
     load_policies,
     lock_environment,
@@ -42,6 +43,7 @@ from tasks.hardware import (
 )
 from tasks.monitoring import gpu_monitor
 from tasks.reports import publish_tiered_report, run_dir
+from tasks.result_store import prefect_results_dir
 from tasks.review import collect_reviews
 
 __all__ = ["REPORT_KEY", "GpuBaselineParams", "gpu_baseline", "main"]
@@ -49,9 +51,10 @@ __all__ = ["REPORT_KEY", "GpuBaselineParams", "gpu_baseline", "main"]
 REPORT_KEY = "gpu-baseline-report"
 
 
-@flow(name="gpu-baseline", log_prints=True)
+@flow(name="gpu-baseline", log_prints=True, result_storage=prefect_results_dir())
 def gpu_baseline(params: GpuBaselineParams = GpuBaselineParams()) -> dict[str, Any]:  # noqa: B008
     """Measure this machine's compute and memory throughput; publish a tiered report."""
+    crash_stale_runs()
     log = get_run_logger()
     trust_policy, slo_policy = load_policies(params.trust_policy_block, params.slo_policy_block)
     choice = pick_device(params.device)

@@ -57,9 +57,11 @@ from gpuflows.pipelines.rqa_sweep import (
     write_sweep_tables,
 )
 from tasks.cli import run_cli
+from tasks.crash_guard import crash_stale_runs
 from tasks.hardware import DeviceChoice, pick_device
 from tasks.monitoring import gpu_monitor
 from tasks.reports import publish_tiered_report, run_dir
+from tasks.result_store import prefect_results_dir
 from tasks.rqa import run_units, submit_units
 from tasks.runners import with_task_runner
 
@@ -79,7 +81,7 @@ PROGRESS_KEY = "rqa-sweep-progress"
 MONITOR_KEY = "rqa-sweep-monitor"
 
 
-@flow(name="rqa-sweep-units", log_prints=True)
+@flow(name="rqa-sweep-units", log_prints=True, result_storage=prefect_results_dir())
 def rqa_sweep_units(
     params: RqaSweepParams, choice: DeviceChoice, progress_key: str = PROGRESS_KEY
 ) -> list[dict]:
@@ -93,9 +95,10 @@ def rqa_sweep_units(
     return submit_units(series_arrays(frame, list(params.series)), params, choice, progress_key)
 
 
-@flow(name="rqa-sweep", log_prints=True)
+@flow(name="rqa-sweep", log_prints=True, result_storage=prefect_results_dir())
 def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # noqa: B008
     """RQA parameter sweep: exact sweep-aware RQA, tidy table, group statistics, tiered summary."""
+    crash_stale_runs()
     log = get_run_logger()
     p = params
     frame, ref, synthetic = load_sweep_data(p)  # bad data fails here, before any compute

@@ -41,18 +41,21 @@ from gpuflows.pipelines.two_stage_eval import (
     report_payload,
 )
 from tasks.cli import run_cli
+from tasks.crash_guard import crash_stale_runs
 from tasks.monitoring import gpu_monitor
 from tasks.progress import RunProgress
 from tasks.reports import publish_tiered_report, run_dir
+from tasks.result_store import prefect_results_dir
 from tasks.two_stage import edit_stage, prepare_run, score_stage
 from tasks.vram import vram_budget
 
 __all__ = ["MONITOR_KEY", "PROGRESS_KEY", "REPORT_KEY", "TwoStageEvalParams", "two_stage_eval"]
 
 
-@flow(name="two-stage-eval", log_prints=True)
+@flow(name="two-stage-eval", log_prints=True, result_storage=prefect_results_dir())
 def two_stage_eval(params: TwoStageEvalParams = TwoStageEvalParams()) -> dict:  # noqa: B008
     """Edit, swap once, score; per-category statistics, swap counts, tiered report."""
+    crash_stale_runs()
     log = get_run_logger()
     p = params
     # everything that can be wrong is checked before a model loads; then both load on the host
