@@ -22,7 +22,10 @@ def dataset_ref(name: str, digest: str, synthetic: bool, description: str = "") 
 
 
 def run_lock(seed: int, dataset: DatasetRef | None, parameters: dict[str, Any]) -> EnvironmentLock:
-    return build_lock(seed=seed, dataset=dataset, device=None, parameters=parameters)
+    from gpuflows.core.hardware.devices import choose_device
+
+    device = choose_device("auto")  # the device this host offers the run (NVML, no CUDA init)
+    return build_lock(seed=seed, dataset=dataset, device=device, parameters=parameters)
 
 
 def exactly_once_check(check: dict[str, Any], n_ids: int) -> CheckResult:

@@ -41,7 +41,7 @@ def build_body(steps: dict[str, dict[str, Any]], notes: list[str]) -> str:
         ]
         for b in q.get("backends", []):
             counts = b.get("counts") or {}
-            if counts:
+            if b.get("backend") == "endpoint":
                 parts.append(
                     f"- {b.get('model')}: {counts.get('calls', 0)} calls, "
                     f"{counts.get('retries', 0)} retries, in flight max "
