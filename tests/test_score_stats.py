@@ -16,7 +16,19 @@ from gpuflows.pipelines.two_stage_eval.score_stats import (
 
 
 def _reference(x: np.ndarray, level: float = 0.95) -> dict:
-    lo, hi = stats.t.interval(level, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    # the scale-respecting interval: SciPy's BCa bootstrap of the mean (n >= 5, some spread)
+    if len(x) < 5:
+        lo = hi = math.nan
+    else:
+        ci = stats.bootstrap(
+            (np.sort(x),),
+            np.mean,
+            confidence_level=level,
+            n_resamples=9999,
+            method="BCa",
+            rng=np.random.default_rng(0),
+        ).confidence_interval
+        lo, hi = max(0.0, ci.low), min(10.0, ci.high)
     return {
         "mean": np.mean(x),
         "std": np.std(x, ddof=1),
@@ -35,7 +47,7 @@ def test_describe_matches_numpy_and_scipy(seed):
     d = describe(x, n_failed=seed, level=level)
     assert d["n_scored"] == len(x) and d["n_failed"] == seed
     for key, want in _reference(x, level).items():
-        assert d[key] == pytest.approx(want, abs=1e-12), key
+        assert d[key] == pytest.approx(want, abs=1e-12, nan_ok=True), key
 
 
 def test_summarize_per_category_and_overall_on_random_records():
@@ -60,7 +72,7 @@ def test_summarize_per_category_and_overall_on_random_records():
         n_cat = sum(r[0] == cat for r in records)
         assert out[cat]["n_scored"] == len(xs) and out[cat]["n_failed"] == n_cat - len(xs)
         for key, want in _reference(np.array(xs)).items():
-            assert out[cat][key] == pytest.approx(want, abs=1e-12), (cat, key)
+            assert out[cat][key] == pytest.approx(want, abs=1e-12, nan_ok=True), (cat, key)
     every = np.array([s for xs in kept.values() for s in xs])
     assert out["overall"]["n_scored"] == len(every)
     assert out["overall"]["n_failed"] == len(records) - len(every)
@@ -100,6 +112,25 @@ def test_render_markdown():
     lines = table.splitlines()
     assert lines[0].startswith("| category | scored | failed | mean | std | 95 % CI |")
     social = next(ln for ln in lines if ln.startswith("| social "))
-    assert social.startswith("| social | 2 | 0 | 7.00 | 1.41 | [")
+    assert social.startswith("| social | 2 | 0 | 7.00 | 1.41 | n/a |")  # n = 2: no interval
     assert "| causal | 0 | 1 | n/a | n/a | n/a | n/a | n/a |" in lines
     assert lines[-1].startswith("| overall | 2 | 1 | 7.00 |")
+
+
+def test_interval_respects_the_scale_and_says_when_n_is_too_small():
+    # high scores at small n: a Student-t interval reached 10.95; this one stays on the scale
+    high = describe([10.0, 10.0, 9.0, 10.0, 7.0, 10.0])
+    assert 0.0 <= high["ci_low"] <= high["mean"] <= high["ci_high"] <= 10.0
+    assert high["ci_method"] == "bootstrap BCa"
+    xs = np.array([10.0, 10.0, 9.0, 10.0, 7.0, 10.0])
+    t_hi = stats.t.interval(0.95, len(xs) - 1, loc=xs.mean(), scale=stats.sem(xs))[1]
+    assert t_hi > 10.0  # what the old interval said
+    # equal scores: no spread to resample; Hoeffding's bounded interval, not [9.90, 9.90]
+    same = describe([9.9] * 8)
+    assert same["std"] == 0.0 and same["ci_method"] == "hoeffding (no spread)"
+    assert same["ci_low"] < 9.9 and same["ci_high"] == 10.0
+    half = 10.0 * math.sqrt(math.log(2 / 0.05) / 16)
+    assert same["ci_low"] == pytest.approx(9.9 - half)
+    # n = 2: too few for an interval, and the reason is stated
+    two = describe([9.9, 9.9])
+    assert math.isnan(two["ci_low"]) and two["ci_method"] == "none: n=2 < 5 scores"

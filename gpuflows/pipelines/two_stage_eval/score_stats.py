@@ -8,8 +8,13 @@ over pairs, not the mean of the category means):
 * ``n_scored``, ``n_failed``;
 * ``mean`` (NaN with no score), ``std`` — the *sample* standard deviation (``ddof=1``),
   NaN when ``n_scored < 2``;
-* ``ci_low``, ``ci_high`` — the two-sided Student-t interval
-  ``mean ± t(0.975, n-1) * std / sqrt(n)`` (``scipy.stats.t``), NaN when ``n_scored < 2``;
+* ``ci_low``, ``ci_high`` — a 95 % interval of the mean that respects the score's scale
+  (:data:`SCALE`, 0-10): the BCa bootstrap of the mean (``scipy.stats.bootstrap``, seeded, 9,999
+  resamples; it lies within the scores' range), or, when every score is equal (no spread to
+  resample), Hoeffding's distribution-free interval for a variable bounded by the scale, cut
+  to the scale. NaN when ``n_scored < MIN_N_CI`` (5): too few scores for an interval;
+  ``ci_method`` says which was used (or why none). A Student-t interval is not used: at small
+  n it leaves the scale ([7.52, 10.95]) and at zero spread it claims certainty ([9.90, 9.90]);
 * ``min``, ``max`` (NaN with no score).
 
 NaN is written as ``n/a`` by :func:`render_markdown` (and as ``NaN`` by ``json.dumps``).
@@ -28,6 +33,34 @@ from gpuflows.pipelines.two_stage_eval.bench import CATEGORIES, canonical_catego
 
 LEVEL = 0.95
 FIELDS = ("n_scored", "n_failed", "mean", "std", "ci_low", "ci_high", "min", "max")
+SCALE = (0.0, 10.0)
+"""The judge's score scale: every interval lies inside it."""
+MIN_N_CI = 5
+"""Fewer scores than this: no interval (NaN), ``ci_method`` says so."""
+_BOOT_SEED = 0  # resamples the measured scores only; fixed so a report is reproducible
+
+
+def mean_interval(
+    x: np.ndarray, level: float = LEVEL, scale: tuple[float, float] = SCALE
+) -> tuple[float, float, str]:
+    """(low, high, method) of the mean of ``x`` (module docstring); NaNs below MIN_N_CI."""
+    n = int(x.size)
+    if n < MIN_N_CI:
+        return math.nan, math.nan, f"none: n={n} < {MIN_N_CI} scores"
+    mean = float(x.mean())
+    if np.ptp(x) == 0:
+        half = (scale[1] - scale[0]) * math.sqrt(math.log(2 / (1 - level)) / (2 * n))
+        return max(scale[0], mean - half), min(scale[1], mean + half), "hoeffding (no spread)"
+    res = stats.bootstrap(
+        (np.sort(x),),  # sorted: the interval depends on the scores, not on their order
+        np.mean,
+        confidence_level=level,
+        n_resamples=9999,
+        method="BCa",
+        rng=np.random.default_rng(_BOOT_SEED),
+    )
+    lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+    return max(scale[0], lo), min(scale[1], hi), "bootstrap BCa"
 
 
 def describe(scores: Iterable[float], n_failed: int = 0, level: float = LEVEL) -> dict[str, Any]:
@@ -36,16 +69,17 @@ def describe(scores: Iterable[float], n_failed: int = 0, level: float = LEVEL) -
     n = int(x.size)
     mean = float(x.mean()) if n else math.nan
     std = float(x.std(ddof=1)) if n > 1 else math.nan
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * std / math.sqrt(n)) if n > 1 else math.nan
+    lo, hi, method = mean_interval(x, level)
     return {
         "n_scored": n,
         "n_failed": int(n_failed),
         "mean": mean,
         "std": std,
-        "ci_low": mean - half,
-        "ci_high": mean + half,
+        "ci_low": lo,
+        "ci_high": hi,
         "min": float(x.min()) if n else math.nan,
         "max": float(x.max()) if n else math.nan,
+        "ci_method": method,
     }
 
 
