@@ -141,6 +141,7 @@ def summarize_probe(prepared: dict, results: list[dict], manifest: Path, groups:
         "load_s": max((r["load_s"] for r in results), default=0.0),
         "device": ",".join(sorted({r["device"] for r in results})),
         "groups": groups,
+        "worker_pids": sorted({r["pid"] for r in results}),
         "synthetic_model": any(r["synthetic_model"] for r in results),
         "manifest": str(manifest),
         "folder": str(manifest.parent),

@@ -4,6 +4,7 @@ against the fault responder, artifacts, exactly-once on a re-run, bad input befo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -128,3 +129,26 @@ def test_cli_bad_input_exit_2_before_model_time(prefect_harness, tmp_path, capsy
         factor_pipeline(
             FactorParams(step="probe", input_path=str(bad), out_dir=str(tmp_path / "o"))
         )
+
+
+@pytest.mark.slow
+def test_probe_groups_on_two_dask_process_workers(prefect_harness, fast_worker_start, tmp_path):
+    """nproc_per_node=2: the shard groups run as tasks on two worker processes (the CPU stand-in
+    for one worker per GPU; on a GPU host the 4-gpu/8-gpu presets pin one GPU each)."""
+    p = FactorParams(
+        step="probe",
+        out_dir=str(tmp_path),
+        nproc_per_node=2,
+        n_images=4,
+        n_shards=2,
+        failure_batch_size=2,
+        vlm_max_new_tokens=2,
+        task_runner={"kind": "dask", "n_workers": 2},
+    )
+    out = factor_pipeline(p)
+    probe = out["steps"]["probe"]
+    assert probe["groups"] == 2 and probe["records"] == 4
+    pids = probe["worker_pids"]
+    assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, not this one
+    manifest = json.loads(Path(probe["manifest"]).read_text())
+    assert [s["rows"] for s in manifest["shards"]] == [2, 2]

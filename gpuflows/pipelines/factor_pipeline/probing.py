@@ -188,6 +188,7 @@ def probe_group(
         "load_s": load_s,
         "images_per_s": images / seconds if seconds > 0 and images else None,
         "device": device,
+        "pid": os.getpid(),
         "synthetic_model": bool(getattr(model, "synthetic", vlm == TINY_VLM)),
     }
 
