@@ -43,17 +43,20 @@ from gpuflows.pipelines.argo_experiment import (
 )
 from tasks.argo import run_unit_task, work_paths
 from tasks.cli import run_cli
+from tasks.crash_guard import crash_stale_runs
 from tasks.hardware import pick_device
 from tasks.monitoring import gpu_monitor
 from tasks.progress import RunProgress
 from tasks.reports import publish_tiered_report, run_dir
+from tasks.result_store import prefect_results_dir
 
 __all__ = ["MONITOR_KEY", "PROGRESS_KEY", "REPORT_KEY", "ArgoParams", "argo_experiment", "main"]
 
 
-@flow(name="argo-experiment", log_prints=True)
+@flow(name="argo-experiment", log_prints=True, result_storage=prefect_results_dir())
 def argo_experiment(params: ArgoParams = ArgoParams()) -> dict[str, Any]:  # noqa: B008
     """ARGO vs baselines over c_r: deduplicated, cached, step-synchronous batches; tiered report."""
+    crash_stale_runs()
     log = get_run_logger()
     p = params
     paths = work_paths()

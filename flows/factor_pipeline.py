@@ -29,6 +29,7 @@ from prefect import flow, unmapped
 
 from gpuflows.pipelines.factor_pipeline import PRESETS, FactorParams, InputError
 from tasks.cli import run_cli
+from tasks.crash_guard import crash_stale_runs
 from tasks.factor import (
     finish_probe,
     gather_groups,
@@ -40,12 +41,13 @@ from tasks.factor import (
     resolve_out_dir,
     sample_step,
 )
+from tasks.result_store import prefect_results_dir
 from tasks.runners import gpu_resources, with_task_runner
 
 __all__ = ["factor_pipeline", "factor_probe", "factor_qa", "factor_sample", "main"]
 
 
-@flow(name="factor-probe", log_prints=True)
+@flow(name="factor-probe", log_prints=True, result_storage=prefect_results_dir())
 def factor_probe(params: FactorParams, out_dir: str) -> dict[str, Any]:
     """Step 1: validate the shards (before any model time), probe every shard group."""
     prepared = prepare_shards(params, out_dir)
@@ -56,21 +58,22 @@ def factor_probe(params: FactorParams, out_dir: str) -> dict[str, Any]:
     return {"probe": finish_probe(prepared, results, params, out_dir), "data": prepared}
 
 
-@flow(name="factor-sample", log_prints=True)
+@flow(name="factor-sample", log_prints=True, result_storage=prefect_results_dir())
 def factor_sample(params: FactorParams, input_path: str, out_path: str) -> dict[str, Any]:
     """Step 2: step-1 records (folder, JSONL or JSON array) -> failures JSONL."""
     return sample_step(params, input_path, out_path) | {"input": input_path}
 
 
-@flow(name="factor-qa", log_prints=True)
+@flow(name="factor-qa", log_prints=True, result_storage=prefect_results_dir())
 def factor_qa(params: FactorParams, input_path: str, out_dir: str) -> dict[str, Any]:
     """Step 3: QA pairs for every record of a JSONL file, exactly once."""
     return qa_records(params, input_path, out_dir)
 
 
-@flow(name="factor-pipeline", log_prints=True)
+@flow(name="factor-pipeline", log_prints=True, result_storage=prefect_results_dir())
 def factor_pipeline(params: FactorParams = FactorParams()) -> dict[str, Any]:  # noqa: B008
     """Steps 1-3 (or the one ``params.step`` names), then the tiered summary."""
+    crash_stale_runs()
     out = resolve_out_dir(params.out_dir)
     steps: dict[str, Any] = {}
     data = None
