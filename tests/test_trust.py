@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from gpuflows.core.evidence.checks import CheckResult
 from gpuflows.core.evidence.envlock import DatasetRef, EnvironmentLock, GitInfo
 from gpuflows.core.evidence.provenance import DataProvenance
+from gpuflows.core.evidence.signing import generate_keypair, sign_review
 from gpuflows.core.evidence.trust import (
     Evidence,
     ModelRef,
@@ -24,11 +25,11 @@ from gpuflows.core.evidence.trust import (
     Tier,
     TrustAssessment,
     TrustPolicy,
-    assess,
     render_trust_markdown,
     reproduce_by_digest,
     reproduce_within_tolerance,
 )
+from gpuflows.core.evidence.trust import assess as _assess
 from gpuflows.core.hardware.devices import Discovery, GpuInfo, choose_device
 
 GIB = 1024**3
@@ -96,7 +97,36 @@ def make_evidence(**overrides: Any) -> Evidence:
 
 
 def approvals(*names: str) -> list[Review]:
-    return [Review(reviewer=n, approved=True) for n in names]
+    """Approvals signed with each name's key (one key per person, case-insensitive)."""
+    return [
+        Review(
+            reviewer=n,
+            approved=True,
+            signature=sign_review(_key(n)[0], flow_run_id="", result_digest="", approved=True),
+        )
+        for n in names
+    ]
+
+
+_KEYS: dict[str, tuple[str, str]] = {}
+
+
+def _key(name: str) -> tuple[str, str]:
+    return _KEYS.setdefault(name.strip().casefold(), generate_keypair())
+
+
+for _n in ("alice", "bob", "carol", "dave", "a", "b"):
+    _key(_n)
+REVIEWERS = {n: k[1] for n, k in _KEYS.items()}
+
+
+def TP(**kw: Any) -> TrustPolicy:  # noqa: N802 - reads as the policy it builds
+    """A policy naming the test reviewers' public keys (signed approvals count)."""
+    return TrustPolicy(reviewers=REVIEWERS, **kw)
+
+
+def assess(ev: Evidence, policy: TrustPolicy | None = None) -> TrustAssessment:
+    return _assess(ev, policy or TP())
 
 
 def digest_repro(matched: bool = True) -> Reproduction:
@@ -246,7 +276,7 @@ def test_dirty_tree_is_never_complete_and_cannot_be_allowed():
 
 def test_sample_exactly_at_minimum_passes():
     assert assess(make_evidence(sample_size=POLICY_MIN)).tier is Tier.T2
-    strict = TrustPolicy(min_sample_size=1000)
+    strict = TP(min_sample_size=1000)
     assert assess(make_evidence(sample_size=999), strict).tier is Tier.T1
     assert assess(make_evidence(sample_size=1000), strict).tier is Tier.T2
 
@@ -347,7 +377,7 @@ def test_an_approver_who_also_rejects_blocks_t3():
 
 
 def test_min_reviewers_three_needs_three():
-    policy = TrustPolicy(min_reviewers=3)
+    policy = TP(min_reviewers=3)
     ev2 = make_evidence(reproduction=digest_repro(), reviews=approvals("alice", "bob"))
     ev3 = make_evidence(reproduction=digest_repro(), reviews=approvals("alice", "bob", "carol"))
     assert assess(ev2).tier is Tier.T3
@@ -490,7 +520,7 @@ def test_evidence_rejects_negative_sample():
 
 
 def test_required_check_absent_present_failing_passing():
-    policy = TrustPolicy(required_checks=["slo_p95_latency"])
+    policy = TP(required_checks=["slo_p95_latency"])
     absent = assess(make_evidence(), policy)
     assert absent.tier is Tier.T1
     assert missing_names(absent) == ["required:slo_p95_latency"]
@@ -511,7 +541,7 @@ def test_required_check_absent_present_failing_passing():
 
 
 def test_default_policy_is_designs_minimum():
-    p = TrustPolicy()
+    p = TP()
     assert p.min_reviewers == 2
     assert p.required_checks == []
     assert p.allow_dirty_tree is False
@@ -662,7 +692,7 @@ def _build(f: dict[str, bool]) -> tuple[Evidence, TrustPolicy]:
         reproduction=repro,
         reviews=reviews,
     )
-    policy = TrustPolicy(
+    policy = TP(
         required_checks=["slo"] if f["require_check"] else [],
         min_reviewers=3 if f["three_reviewers_policy"] else 2,
     )
@@ -715,3 +745,73 @@ def test_random_flag_combinations_match_the_rules():
         assert (a.missing_for_next == []) == (a.tier is Tier.T3)
         seen.add(a.tier)
     assert seen == set(Tier)
+
+
+# --- signed reviews (issue 11, attack 3) -------------------------------------------------------
+
+
+def _signed(name: str, key: str, *, approved=True, comment="ok", run="run-1", digest="d1"):
+    sig = sign_review(
+        key, flow_run_id=run, result_digest=digest, approved=approved, comment=comment
+    )
+    return Review(
+        reviewer=name,
+        approved=approved,
+        comment=comment,
+        flow_run_id=run,
+        result_digest=digest,
+        signature=sig,
+    )
+
+
+def _ev(*reviews: Review) -> Evidence:
+    return make_evidence(
+        reproduction=digest_repro(), reviews=list(reviews), flow_run_id="run-1", result_digest="d1"
+    )
+
+
+def test_two_distinct_signed_keys_reach_t3():
+    a = assess(_ev(_signed("alice", _key("alice")[0]), _signed("bob", _key("bob")[0])))
+    assert a.tier is Tier.T3, a.missing_for_next
+
+
+def test_one_person_typing_two_names_is_not_t3():
+    # bob's name, alice's key: it does not verify against bob's key
+    a = assess(_ev(_signed("alice", _key("alice")[0]), _signed("bob", _key("alice")[0])))
+    assert a.tier is Tier.T2
+    assert "bob: signature does not verify" in check(a, "dual_review").reason
+
+
+def test_one_key_under_two_names_counts_once():
+    priv, pub = generate_keypair()
+    policy = TP().model_copy(update={"reviewers": {**REVIEWERS, "x1": pub, "x2": pub}})
+    a = assess(_ev(_signed("x1", priv), _signed("x2", priv)), policy)
+    assert a.tier is Tier.T2 and "1 of 2 distinct approvals" in check(a, "dual_review").reason
+
+
+@pytest.mark.parametrize(
+    ("make", "why"),
+    [
+        (
+            lambda: Review(reviewer="bob", approved=True, flow_run_id="run-1", result_digest="d1"),
+            "bob: unsigned",
+        ),
+        (lambda: _signed("mallory", generate_keypair()[0]), "mallory: no key in the trust policy"),
+        (
+            lambda: _signed("bob", _key("bob")[0]).model_copy(update={"comment": "edited"}),
+            "bob: signature does not verify",
+        ),
+        (lambda: _signed("bob", _key("bob")[0], run="run-2"), "signed for run run-2"),
+        (lambda: _signed("bob", _key("bob")[0], digest="d2"), "signed for another result"),
+    ],
+)
+def test_unsigned_unknown_tampered_or_misdirected_approvals_are_refused(make, why):
+    a = assess(_ev(_signed("alice", _key("alice")[0]), make()))
+    assert a.tier is Tier.T2
+    assert why in check(a, "dual_review").reason
+    assert why in render_trust_markdown(a)
+
+
+def test_policy_refuses_a_reviewer_key_that_does_not_parse():
+    with pytest.raises(ValidationError, match="reviewers"):
+        TrustPolicy(reviewers={"alice": "ssh-rsa nonsense"})

@@ -29,6 +29,12 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from gpuflows.core.evidence.checks import CheckResult, checks_table
 from gpuflows.core.evidence.envlock import EnvironmentLock
 from gpuflows.core.evidence.provenance import DataProvenance, generated_by
+from gpuflows.core.evidence.signing import (
+    fingerprint,
+    load_public_key,
+    review_payload,
+    verify_signature,
+)
 from gpuflows.core.hardware.devices import device_kind
 
 
@@ -90,6 +96,26 @@ class TrustPolicy(BaseModel):
         description="Largest share of items (pairs, units, queries) that may fail or be "
         "rejected before the run's integrity check fails.",
     )
+
+    reviewers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Reviewer name -> OpenSSH ssh-ed25519 public key. Only approvals signed by "
+        "one of these keys count toward T3 (gpuflows.core.evidence.signing).",
+    )
+
+    @field_validator("reviewers")
+    @classmethod
+    def _keys_parse(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, key in v.items():
+            if not name.strip():
+                raise ValueError("reviewers: a reviewer name is empty")
+            try:
+                load_public_key(key)
+            except ValueError as exc:
+                raise ValueError(
+                    f"reviewers[{name!r}]: {exc}; paste the reviewer's ~/.ssh/id_ed25519.pub line"
+                ) from None
+        return v
 
     @model_validator(mode="after")
     def _only_tighter(self) -> TrustPolicy:
@@ -161,6 +187,13 @@ class Review(BaseModel):
     approved: bool
     comment: str = ""
     at: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+    flow_run_id: str = Field(default="", description="The run the signature is for.")
+    result_digest: str = Field(default="", description="The result the reviewer looked at.")
+    signature: str = Field(
+        default="",
+        description="Base64 Ed25519 signature over (flow_run_id, result_digest, decision, "
+        "comment): python -m tasks.review sign.",
+    )
 
     @field_validator("reviewer")
     @classmethod
@@ -191,6 +224,12 @@ class Evidence(BaseModel):
     )
     reproduction: Reproduction | None = None
     reviews: list[Review] = Field(default_factory=list)
+    flow_run_id: str | None = Field(
+        default=None, description="The run reviewed: signed reviews must name it."
+    )
+    result_digest: str | None = Field(
+        default=None, description="Digest of the result reviewed: signed reviews must name it."
+    )
 
 
 class TrustAssessment(BaseModel):
@@ -367,21 +406,49 @@ def check_reproduced(ev: Evidence, policy: TrustPolicy) -> CheckResult:
     )
 
 
+def review_problem(r: Review, ev: Evidence, policy: TrustPolicy) -> str | None:
+    """Why review ``r`` does not count (None when it does): unknown key, unsigned, signed for
+    another run or result, or a signature that does not verify (tampered comment/decision)."""
+    keys = {n.strip().casefold(): k for n, k in policy.reviewers.items()}
+    key = keys.get(r.reviewer.strip().casefold())
+    if key is None:
+        return f"{r.reviewer}: no key in the trust policy (unknown reviewer)"
+    if not r.signature:
+        return f"{r.reviewer}: unsigned"
+    if ev.flow_run_id is not None and r.flow_run_id != ev.flow_run_id:
+        return f"{r.reviewer}: signed for run {r.flow_run_id or '?'}, not {ev.flow_run_id}"
+    if ev.result_digest is not None and r.result_digest != ev.result_digest:
+        return f"{r.reviewer}: signed for another result ({r.result_digest or '?'})"
+    payload = review_payload(r.flow_run_id, r.result_digest, r.approved, r.comment)
+    if not verify_signature(key, r.signature, payload):
+        return f"{r.reviewer}: signature does not verify (decision, comment or run changed)"
+    return None
+
+
 def check_dual_review(ev: Evidence, policy: TrustPolicy) -> CheckResult:
-    approvers = sorted({r.reviewer.casefold() for r in ev.reviews if r.approved})
+    """``min_reviewers`` approvals signed by distinct keys the policy names; any rejection
+    blocks (a rejection can only lower a tier, so it counts signed or not)."""
+    problems = [p for r in ev.reviews if r.approved and (p := review_problem(r, ev, policy))]
+    keys = {n.strip().casefold(): k for n, k in policy.reviewers.items()}
+    signers = {
+        fingerprint(keys[r.reviewer.strip().casefold()])
+        for r in ev.reviews
+        if r.approved and review_problem(r, ev, policy) is None
+    }
     rejected = sorted({r.reviewer for r in ev.reviews if not r.approved})
-    ok = len(approvers) >= policy.min_reviewers and not rejected
-    reason = (
-        f"{len(approvers)} distinct approvals"
-        if ok
-        else f"rejected by {', '.join(rejected)}"
-        if rejected
-        else f"{len(approvers)} of {policy.min_reviewers} distinct approvals"
-    )
+    ok = len(signers) >= policy.min_reviewers and not rejected
+    if ok:
+        reason = f"{len(signers)} distinct approvals (signed by distinct keys)"
+    elif rejected:
+        reason = f"rejected by {', '.join(rejected)}"
+    else:
+        reason = f"{len(signers)} of {policy.min_reviewers} distinct approvals"
+        if problems:
+            reason += "; refused: " + "; ".join(problems)
     return CheckResult(
         name="dual_review",
         passed=ok,
-        numbers={"approvals": len(approvers), "needed": policy.min_reviewers},
+        numbers={"approvals": len(signers), "needed": policy.min_reviewers},
         reason=reason,
     )
 
