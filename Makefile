@@ -27,6 +27,9 @@ demo: $(STAMP)
 	$(BIN)/python -m flows.gpu_baseline
 	$(BIN)/python -m flows.rqa_sweep --preset smoke
 	$(BIN)/python -m flows.two_stage_eval --preset smoke
+	$(BIN)/python -m flows.batch_eval --preset smoke
+	$(BIN)/python -m flows.argo_experiment --preset smoke
+	$(BIN)/python -m flows.factor_pipeline --preset smoke
 
 ## test: the whole suite (GPU tests skip without CUDA); what CI runs
 test: $(STAMP)
