@@ -49,7 +49,11 @@ def review_demo(run: str, review: bool, max_rounds: int | None = None) -> dict:
         sample_size=100,
         measured_device="cpu",
         target_device="cpu",
-        reproduction=reproduce_by_digest(digest, prev.digest, prev.run) if prev else None,
+        reproduction=reproduce_by_digest(digest, prev.digest, prev.run).model_copy(
+            update=prev.reference_fields()
+        )
+        if prev
+        else None,
     )
     from prefect.runtime import flow_run
 
@@ -63,7 +67,17 @@ def review_demo(run: str, review: bool, max_rounds: int | None = None) -> dict:
             result_digest=digest,
             max_rounds=max_rounds,
         )
-    hist.append({"n": 100}, "cpu", RunRecord(run=run, git_commit=lock.git.commit, digest=digest))
+    hist.append(
+        {"n": 100},
+        "cpu",
+        RunRecord(
+            run=run,
+            git_commit=lock.git.commit,
+            git_dirty=lock.git.dirty,
+            data_digest=lock.dataset.digest,
+            digest=digest,
+        ),
+    )
     a = assess(ev, POLICY)
     return {
         "tier": a.tier.value,

@@ -93,7 +93,19 @@ def make_evidence(**overrides: Any) -> Evidence:
         "target_device": "cuda",
     }
     fields.update(overrides)
+    r = fields.get("reproduction")
+    if r is not None and r.reference_commit is None:  # an independent re-run of this evidence
+        fields["reproduction"] = r.model_copy(update=independent(fields["lock"]))
     return Evidence(**fields)
+
+
+def independent(lock: EnvironmentLock) -> dict[str, Any]:
+    """Reproduction fields of a distinct run on the same commit, clean tree, same data."""
+    return {
+        "reference_commit": lock.git.commit,
+        "reference_dirty": False,
+        "reference_data_digest": lock.dataset.digest if lock.dataset else None,
+    }
 
 
 def approvals(*names: str) -> list[Review]:
@@ -130,7 +142,14 @@ def assess(ev: Evidence, policy: TrustPolicy | None = None) -> TrustAssessment:
 
 
 def digest_repro(matched: bool = True) -> Reproduction:
-    return Reproduction(method="digest", reference="run-42", matched=matched)
+    return Reproduction(
+        method="digest",
+        reference="run-42",
+        matched=matched,
+        reference_commit=FAKE_COMMIT,
+        reference_dirty=False,
+        reference_data_digest=DIGEST,
+    )
 
 
 def t3_extras() -> dict[str, Any]:

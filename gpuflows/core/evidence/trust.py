@@ -178,6 +178,15 @@ class Reproduction(BaseModel):
     max_rel_diff: float | None = None
     tolerance: float | None = None
     details: dict[str, float] = Field(default_factory=dict)
+    reference_commit: str | None = Field(
+        default=None, description="Commit of the reproduced run (must equal this run's)."
+    )
+    reference_dirty: bool | None = Field(
+        default=None, description="Whether the reproduced run's tree was dirty (must be False)."
+    )
+    reference_data_digest: str | None = Field(
+        default=None, description="Data digest of the reproduced run (must equal this run's)."
+    )
 
 
 class Review(BaseModel):
@@ -378,10 +387,32 @@ def check_required(ev: Evidence, policy: TrustPolicy) -> list[CheckResult]:
     return out
 
 
+def _not_independent(ev: Evidence, r: Reproduction) -> str | None:
+    """Why the reproduced run is not an independent re-run of this one (None when it is): it
+    must be a distinct run on the same commit, with a clean tree, on the same data."""
+    if r.reference_commit is None or r.reference_commit != ev.lock.git.commit:
+        return f"{r.reference} is from commit {r.reference_commit or 'unknown'}, not this one"
+    if r.reference_dirty is not False:
+        return f"{r.reference} ran on a dirty (or unknown) tree"
+    ds = ev.lock.dataset.digest if ev.lock.dataset else None
+    if r.reference_data_digest is None or r.reference_data_digest != ds:
+        return f"{r.reference} read other (or unrecorded) data"
+    if ev.flow_run_id and r.reference == ev.flow_run_id:
+        return f"{r.reference} is this run itself"
+    return None
+
+
 def check_reproduced(ev: Evidence, policy: TrustPolicy) -> CheckResult:
     r = ev.reproduction
     if r is None:
         return CheckResult(name="reproduced", passed=False, reason="no independent re-run yet")
+    if why := _not_independent(ev, r):
+        return CheckResult(
+            name="reproduced",
+            passed=False,
+            numbers={"reference": r.reference},
+            reason=f"not an independent re-run: {why}",
+        )
     ok = r.matched
     if r.method == "tolerance":
         tol = (

@@ -157,7 +157,7 @@ class BaselineRun:
         if not common:
             return reproduce_within_tolerance(
                 self.values, prev.values, reference=f"run {prev.run}", tolerance=tol
-            )
+            ).model_copy(update=prev.reference_fields())  # issue 11: independence is checked
         details: dict[str, float] = {}
         worst = 0.0
         for k in common:
@@ -177,11 +177,18 @@ class BaselineRun:
             max_rel_diff=round(worst, 4),
             tolerance=tol,
             details=details,
+            **prev.reference_fields(),  # issue 11: assess checks commit, clean tree, data
         )
 
     def record(self, lock: EnvironmentLock) -> None:
         """Append this run to the history (the next run's reference), its samples alongside."""
-        record = RunRecord(run=self.run_name, git_commit=lock.git.commit, values=self.values)
+        record = RunRecord(
+            run=self.run_name,
+            git_commit=lock.git.commit,
+            git_dirty=getattr(lock.git, "dirty", None),  # issue 11: reproduction independence
+            data_digest=getattr(getattr(lock, "dataset", None), "digest", None),
+            values=self.values,
+        )
         self.history.append(self.config, self.hardware, record)
         p = self._samples_path()
         stored = read_json(p) if p.exists() else {}

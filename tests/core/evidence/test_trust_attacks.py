@@ -277,3 +277,64 @@ def test_partial_cpu_fallback_fails_the_device_check(used, generated, tmp_path):
     a = assess(_t2_evidence(measured_device=used))
     assert a.tier is Tier.T1 and "fallback" in render_trust_markdown(a)
     assert assess(_t2_evidence(measured_device="cuda:0,cuda:1")).tier is Tier.T2
+
+
+# --- attack 6: reproduction without independence, an editable history --------------------------
+
+
+def _repro(**kw):
+    from gpuflows.core.evidence.trust import Reproduction
+
+    fields = dict(
+        method="digest",
+        reference="run-1",
+        matched=True,
+        reference_commit=COMMIT,
+        reference_dirty=False,
+        reference_data_digest="blake2b:" + "ef" * 16,
+    )
+    return Reproduction(**fields | kw)
+
+
+@pytest.mark.parametrize(
+    ("override", "why"),
+    [
+        ({"reference_commit": "f" * 40}, "from commit ffff"),
+        ({"reference_commit": None}, "from commit unknown"),
+        ({"reference_dirty": True}, "dirty"),
+        ({"reference_dirty": None}, "dirty (or unknown)"),
+        ({"reference_data_digest": "blake2b:" + "00" * 16}, "other (or unrecorded) data"),
+        ({"reference": "this-run"}, "this run itself"),
+    ],
+)
+def test_a_reproduction_that_is_not_independent_does_not_count(override, why):
+    ok = assess(_t2_evidence(reproduction=_repro(), flow_run_id="this-run"))
+    assert [c.passed for c in ok.checks if c.name == "reproduced"] == [True]
+    a = assess(_t2_evidence(reproduction=_repro(**override), flow_run_id="this-run"))
+    (c,) = [c for c in a.checks if c.name == "reproduced"]
+    assert not c.passed and "not an independent re-run" in c.reason and why in c.reason
+    assert a.tier is Tier.T2
+
+
+def test_an_edited_history_is_detected_and_offers_no_reference(tmp_path):
+    from gpuflows.core.evidence.history import HistoryTampered, RunHistory, RunRecord
+
+    h = RunHistory("attack-6", root=tmp_path)
+    cfg = {"n": 1}
+    for run, v in (("a", 1.0), ("b", 1.01)):
+        h.append(
+            cfg, "cpu", RunRecord(run=run, git_commit=COMMIT, git_dirty=False, values={"x": v})
+        )
+    assert h.last(cfg, "cpu", exclude_run="c").run == "b"
+    path = h.path(cfg, "cpu")
+    doc = json.loads(path.read_text())
+    doc[0]["values"]["x"] = 2.0  # a hand edit of an old figure
+    path.write_text(json.dumps(doc))
+    with pytest.raises(HistoryTampered, match="entry 0"):
+        h.records(cfg, "cpu")
+    assert h.last(cfg, "cpu", exclude_run="c") is None
+    del doc[0]  # or dropping the inconvenient entry
+    doc_ok = json.loads(json.dumps(doc))
+    path.write_text(json.dumps(doc_ok))
+    with pytest.raises(HistoryTampered):
+        h.records(cfg, "cpu")
