@@ -20,9 +20,14 @@ _TrustPolicyFields: Any = mirrored_fields_base(TrustPolicy, "_TrustPolicyFields"
 class TrustPolicyBlock(_TrustPolicyFields):
     """How high the bar is for each Trust Tier: the thresholds the fixed tier rules use.
 
-    T2 needs real data and model, a complete environment lock, at least ``min_sample_size``
-    samples and every check in ``required_checks``; T3 also needs a re-run reproduced within
-    ``reproduction_rel_tolerance`` and approval by ``min_reviewers`` (>= 2) distinct reviewers.
+    T2 needs real data (declared provenance, not generated) and model (declared source, weights
+    checked), a complete environment lock (clean tree), at least ``min_sample_size`` samples,
+    passing integrity checks (at least one; failure share <= ``max_failure_share``) and every
+    check in ``required_checks``; T3 also needs an independent re-run (same commit, clean tree,
+    same data) reproduced within ``reproduction_rel_tolerance`` and approvals signed by
+    ``min_reviewers`` (>= 2) distinct keys listed in ``reviewers`` (name -> ssh-ed25519 public
+    key). Values may only tighten the built-in floor (30 samples, 5 % tolerance, 2 reviewers, 5 %
+    failures, no dirty tree): a looser one is refused naming the field.
 
     Example:
         Load a stored policy and compute a tier with it:
