@@ -25,6 +25,7 @@ from gpuflows.pipelines.gpu_baseline import (
     baseline_body,
     baseline_evidence,
     baseline_payload,
+    baseline_title,
     regressions,
     review_applies,
     slo_measurements,
@@ -99,7 +100,7 @@ def gpu_baseline(params: GpuBaselineParams = GpuBaselineParams()) -> dict[str, A
     out = run_dir("gpu-baseline")
     published = publish_tiered_report(
         key=REPORT_KEY,
-        title="GPU baseline",
+        title=baseline_title(choice),
         body_md=baseline_body(choice, measurements, grant, regressed, monitor.report),
         assessment=assessment,
         lock=lock,

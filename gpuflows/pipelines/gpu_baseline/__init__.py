@@ -26,6 +26,7 @@ from gpuflows.pipelines.gpu_baseline.params import GpuBaselineParams
 from gpuflows.pipelines.gpu_baseline.report import (
     baseline_body,
     baseline_payload,
+    baseline_title,
     measurement_table,
     regressions,
     slo_measurements,
@@ -47,6 +48,7 @@ __all__ = [
     "baseline_body",
     "baseline_evidence",
     "baseline_payload",
+    "baseline_title",
     "check_core_measured",
     "check_plausible",
     "default_slo_policy",

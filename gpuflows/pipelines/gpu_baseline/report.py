@@ -40,6 +40,16 @@ def tier_line(assessment: TrustAssessment, report_key: str) -> str:
     return f"Trust Tier of the run: **{assessment.tier.value}** (see `{report_key}`)."
 
 
+def baseline_kind(choice: DeviceChoice) -> str:
+    """'cpu' for a run measured on the CPU (asked for or a fallback), else 'gpu' (issue 11)."""
+    return "cpu" if choice.kind == "cpu" else "gpu"
+
+
+def baseline_title(choice: DeviceChoice) -> str:
+    """The report title: a ``--device cpu`` (or fallback) run is a CPU baseline and says so."""
+    return f"{baseline_kind(choice).upper()} baseline"
+
+
 def slo_measurements(
     measurements: list[HwMeasurement], choice: DeviceChoice, target: str
 ) -> list[tuple[str, str, SloMeasurement]]:
@@ -49,7 +59,7 @@ def slo_measurements(
             m.name,
             f"gpu-baseline-slo-{m.name.replace('_', '-')}",
             SloMeasurement.from_samples(
-                f"gpu-baseline-{m.name}",
+                f"{baseline_kind(choice)}-baseline-{m.name}",  # a CPU run never keys a GPU's
                 m.samples_ms,
                 device=f"{choice.device} {choice.name}",
                 target_device=target,

@@ -338,3 +338,28 @@ def test_an_edited_history_is_detected_and_offers_no_reference(tmp_path):
     path.write_text(json.dumps(doc_ok))
     with pytest.raises(HistoryTampered):
         h.records(cfg, "cpu")
+
+
+def test_a_cpu_gpu_baseline_is_a_cpu_baseline_in_title_and_key():
+    from gpuflows.core.hardware.devices import Discovery, choose_device
+    from gpuflows.pipelines.gpu_baseline.report import baseline_title, slo_measurements
+
+    cpu = choose_device("cpu", Discovery(method="none", reason="test"))
+    assert baseline_title(cpu) == "CPU baseline" and baseline_title(_gpu()) == "GPU baseline"
+
+    from gpuflows.pipelines.gpu_baseline.common import HwMeasurement
+
+    m = HwMeasurement(
+        name="matmul_fp32",
+        device="cpu",
+        device_name="test cpu",
+        unit="TFLOP/s",
+        value=0.1,
+        best=0.12,
+        samples_ms=[1.0, 1.1, 0.9],
+        warmup=1,
+        repeats=3,
+    )
+    rows = slo_measurements([m], cpu, "cuda")
+    assert rows and all(slo.service.startswith("cpu-baseline-") for _, _, slo in rows), rows
+    assert slo_measurements([m], _gpu(), "cuda")[0][2].service.startswith("gpu-baseline-")
