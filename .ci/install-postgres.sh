@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Best effort: make Debian's PostgreSQL server binaries available for tests/test_postgres_server.py.
+# Best effort: make Debian's PostgreSQL server binaries available for tests/server/test_postgres_server.py.
 #
 # * a quick no-op when initdb/pg_ctl are already there (PATH or /usr/lib/postgresql/*/bin);
 # * otherwise, as root with apt-get: `apt-get install -y postgresql` without creating or starting
@@ -18,7 +18,7 @@ if have_pg; then
   exit 0
 fi
 if [ "$(id -u)" != "0" ]; then
-  echo "install-postgres: not root; skipping (install 'postgresql' to run tests/test_postgres_server.py)"
+  echo "install-postgres: not root; skipping (install 'postgresql' to run tests/server/test_postgres_server.py)"
   exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
@@ -36,5 +36,5 @@ if apt-get update -qq &&
   apt-get install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold postgresql; then
   have_pg && echo "install-postgres: installed" && exit 0
 fi
-echo "install-postgres: could not install PostgreSQL; tests/test_postgres_server.py will skip"
+echo "install-postgres: could not install PostgreSQL; tests/server/test_postgres_server.py will skip"
 exit 0

@@ -176,7 +176,7 @@ def test_sigkilled_sweep_redoes_only_unfinished_tasks(prefect_harness, tmp_path)
 
     from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH
 
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     counter = tmp_path / "count.txt"
 
     def calls() -> Counter[str]:

@@ -14,7 +14,7 @@ from deployments.check_yaml import validate_prefect_yaml
 from deployments.setup import WorkerSpec, plan_workers, pool_concurrency
 from gpuflows.core.hardware.devices import Discovery, GpuInfo
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 GIB = 1 << 30
 
 

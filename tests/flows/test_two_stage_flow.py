@@ -27,7 +27,7 @@ from gpuflows.core.store.ledger import Ledger
 from gpuflows.pipelines.two_stage_eval import edited_intact
 from tasks.artifacts import read_artifacts
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FAST = {"device": "cpu", "steps": 1}
 
 

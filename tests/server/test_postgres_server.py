@@ -5,7 +5,7 @@ a temporary folder on a free loopback port, trust auth, fsync off (a test, not a
 PostgreSQL refuses to run as root: under root the cluster's commands run as the ``postgres``
 system user (``runuser -u postgres --``, else ``setpriv``), in a folder that user owns.
 ``LocalServer`` then starts with ``PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://...``
-and the same path as tests/test_e2e_server.py runs: ``deployments.setup`` (workers on),
+and the same path as tests/server/test_e2e_server.py runs: ``deployments.setup`` (workers on),
 ``prefect deployment run gpu-baseline/gpu-baseline-cpu``, COMPLETED, tiered artifacts read back,
 and the rows are in PostgreSQL (not in a SQLite file). Skipped, saying why, when PostgreSQL is
 not installed or cannot start.

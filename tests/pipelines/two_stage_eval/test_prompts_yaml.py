@@ -11,7 +11,7 @@ from gpuflows.pipelines.two_stage_eval.bench import CATEGORIES
 from gpuflows.pipelines.two_stage_eval.prompt_set import default_prompts_text, load_prompts
 
 PACKAGED = (
-    Path(__file__).resolve().parents[1]
+    Path(__file__).resolve().parents[3]
     / "gpuflows"
     / "pipelines"
     / "two_stage_eval"
