@@ -46,6 +46,21 @@ def failure_share_within_bound(n_pairs: int, n_scored: int, bound: float) -> Che
     )
 
 
+def rejection_share_within_bound(n_valid: int, n_rejected: int, bound: float) -> CheckResult:
+    """Integrity: the share of the benchmark's records left out at load (bad fields, missing
+    images) is at most ``max_failure_share``: a result on what was left is not the benchmark's."""
+    total = n_valid + n_rejected
+    share = n_rejected / total if total else 1.0
+    ok = total > 0 and share <= bound
+    return CheckResult(
+        name="rejection_share",
+        passed=ok,
+        numbers={"records": total, "rejected": n_rejected, "share": share, "bound": bound},
+        reason=f"{n_rejected} of {total} benchmark records rejected at load ({share:.1%} "
+        f"{'<=' if ok else '>'} bound {bound:.1%})",
+    )
+
+
 def _weights_check(run: TwoStageRun) -> CheckResult | None:
     """The weights check of both models' folders: the first failing one, else the last."""
     out = None
@@ -88,6 +103,9 @@ def build_evidence(
             every_pair_scored_or_failed(len(run.pairs), scores),
             failure_share_within_bound(
                 len(run.pairs), summary["overall"]["n_scored"], policy.max_failure_share
+            ),
+            rejection_share_within_bound(
+                len(run.pairs), len(run.loaded.rejected), policy.max_failure_share
             ),
         ],
         measured_device=run.choice.kind,

@@ -7,7 +7,10 @@ import shutil
 from gpuflows.core.evidence import provenance
 from gpuflows.core.evidence.provenance import generated_by
 from gpuflows.pipelines.two_stage_eval.bench import MANIFEST, load_benchmark
-from gpuflows.pipelines.two_stage_eval.evidence import failure_share_within_bound
+from gpuflows.pipelines.two_stage_eval.evidence import (
+    failure_share_within_bound,
+    rejection_share_within_bound,
+)
 from gpuflows.pipelines.two_stage_eval.synth import generate_benchmark, is_synthetic
 
 
@@ -44,3 +47,10 @@ def test_failure_share_over_the_bound_fails():
     assert failure_share_within_bound(100, 95, 0.05).passed
     assert not failure_share_within_bound(100, 94, 0.05).passed
     assert not failure_share_within_bound(0, 0, 0.05).passed
+
+
+def test_rejection_share_over_the_bound_fails():
+    bad = rejection_share_within_bound(30, 240, 0.05)
+    assert not bad.passed and "240 of 270" in bad.reason
+    assert rejection_share_within_bound(270, 0, 0.05).passed
+    assert not rejection_share_within_bound(0, 0, 0.05).passed
