@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-GPU_TEST = "tests/test_slo.py::test_measure_service_on_cuda_records_peak_memory"
+GPU_TEST = "tests/core/slo/test_slo.py::test_measure_service_on_cuda_records_peak_memory"
 
 
 def test_required_gpu_missing_fails_the_run():

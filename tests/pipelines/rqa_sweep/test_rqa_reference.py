@@ -405,7 +405,7 @@ def test_missing_pyunicorn_fails_unless_allowed(tmp_path):
     (tmp_path / "pyunicorn").mkdir()
     (tmp_path / "pyunicorn" / "__init__.py").write_text("raise ImportError('hidden for the test')")
     here = Path(__file__).resolve()
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{here.parents[1]}"}
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{here.parents[3]}"}
     env.pop(ALLOW_MISSING, None)
     cmd = [
         sys.executable,
