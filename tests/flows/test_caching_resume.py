@@ -22,7 +22,7 @@ from tasks.caching import (
     task_packages,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FLOW = ROOT / "tests" / "fixtures" / "counted_flow.py"
 
 

@@ -22,7 +22,7 @@ from gpuflows.core.evidence.envlock import (
 )
 from gpuflows.core.hardware.devices import choose_device
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[3]
 HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
