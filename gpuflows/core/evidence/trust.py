@@ -19,237 +19,49 @@ Rules (DESIGN.md; a :class:`TrustPolicy` may only make them stricter — a loose
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from enum import StrEnum
-from typing import Literal
-
-from pydantic import BaseModel, Field, field_validator, model_validator
 
 from gpuflows.core.evidence.checks import CheckResult, checks_table
-from gpuflows.core.evidence.envlock import EnvironmentLock
-from gpuflows.core.evidence.provenance import DataProvenance, generated_by
+from gpuflows.core.evidence.policy import FLOOR, Tier, TrustPolicy
+from gpuflows.core.evidence.provenance import generated_by
+from gpuflows.core.evidence.records import (
+    Evidence,
+    ModelRef,
+    Reproduction,
+    Review,
+    TrustAssessment,
+)
 from gpuflows.core.evidence.signing import (
     fingerprint,
-    load_public_key,
     review_payload,
     verify_signature,
 )
 from gpuflows.core.hardware.devices import device_kind
 
-
-class Tier(StrEnum):
-    """The three tiers, ordered."""
-
-    T1 = "T1-Indicative"
-    T2 = "T2-Internal"
-    T3 = "T3-Verified"
-
-    @classmethod
-    def parse(cls, name: str) -> Tier:
-        """Accept 'T2', 't2-internal' or the full name; anything else is an error naming the choices."""
-        text = str(name).strip().upper()
-        for t in cls:
-            # 'T2' or the full name; a suffix that names another tier ('T1-Verified') is an error
-            if text in (t.name, t.value.upper()):
-                return t
-        raise ValueError(f"tier={name!r} unknown: use one of {[t.value for t in cls]}")
-
-    @property
-    def rank(self) -> int:
-        return int(self.name[1])
-
-
-class TrustPolicy(BaseModel):
-    """How high the bar is, stated by the team (a ``TrustPolicyBlock``).
-
-    The tier *rules* are fixed (DESIGN.md); the policy sets their thresholds: the sample size a
-    result needs, extra required checks, the reproduction tolerance. Two distinct reviewers is
-    DESIGN.md's floor and cannot be lowered.
-    """
-
-    min_sample_size: int = Field(
-        default=30, ge=1, description="Smallest sample a T2 result may rest on."
-    )
-    required_checks: list[str] = Field(
-        default_factory=list,
-        description="Names of extra checks (e.g. 'slo_p95_latency') that must be present and pass for T2.",
-    )
-    reproduction_rel_tolerance: float = Field(
-        default=0.05,
-        ge=0,
-        le=1,
-        description="Largest relative difference a re-run may show for non-deterministic outputs.",
-    )
-    min_reviewers: int = Field(
-        default=2, ge=2, description="Distinct approving reviewers needed for T3."
-    )
-    allow_dirty_tree: bool = Field(
-        default=False,
-        description="Kept for old stored blocks; must stay False: a dirty tree is never a "
-        "complete lock.",
-    )
-    max_failure_share: float = Field(
-        default=0.05,
-        ge=0,
-        le=1,
-        description="Largest share of items (pairs, units, queries) that may fail or be "
-        "rejected before the run's integrity check fails.",
-    )
-
-    reviewers: dict[str, str] = Field(
-        default_factory=dict,
-        description="Reviewer name -> OpenSSH ssh-ed25519 public key. Only approvals signed by "
-        "one of these keys count toward T3 (gpuflows.core.evidence.signing).",
-    )
-
-    @field_validator("reviewers")
-    @classmethod
-    def _keys_parse(cls, v: dict[str, str]) -> dict[str, str]:
-        for name, key in v.items():
-            if not name.strip():
-                raise ValueError("reviewers: a reviewer name is empty")
-            try:
-                load_public_key(key)
-            except ValueError as exc:
-                raise ValueError(
-                    f"reviewers[{name!r}]: {exc}; paste the reviewer's ~/.ssh/id_ed25519.pub line"
-                ) from None
-        return v
-
-    @model_validator(mode="after")
-    def _only_tighter(self) -> TrustPolicy:
-        looser = []
-        for name, floor in FLOOR.items():
-            value = getattr(self, name)
-            if name == "allow_dirty_tree":
-                bad = bool(value) and not floor
-            elif name in _UPPER_BOUNDED:
-                bad = value > floor
-            else:
-                bad = value < floor
-            if bad:
-                looser.append(f"{name}={value!r} (floor {floor!r})")
-        if looser:
-            raise ValueError(
-                "a trust policy may only tighten the rules; looser than the built-in floor: "
-                + "; ".join(looser)
-                + ". Raise (or lower) the value to the floor or stricter; a dirty tree is never a "
-                "complete lock: commit the changes instead of allowing them"
-            )
-        return self
-
-
-#: The built-in floor (DESIGN.md): a policy may be stricter on every field, never looser.
-FLOOR: dict[str, float | int | bool] = {
-    "min_sample_size": 30,
-    "reproduction_rel_tolerance": 0.05,
-    "min_reviewers": 2,
-    "allow_dirty_tree": False,
-    "max_failure_share": 0.05,
-}
-_UPPER_BOUNDED = {"reproduction_rel_tolerance", "max_failure_share"}
-
-
-class ModelRef(BaseModel):
-    """Identity of the model behind a result."""
-
-    name: str
-    source: str = Field(
-        description="Where the weights came from: a path, a package, 'random-init'."
-    )
-    synthetic: bool = Field(description="Random or toy weights (caps the tier at T1).")
-    digest: str | None = None
-    weights_check: CheckResult | None = Field(
-        default=None,
-        description="gpuflows.core.evidence.weights_check on the loaded weights; T2 needs one "
-        "that passed (a freshly initialised model fails it).",
-    )
-
-
-class Reproduction(BaseModel):
-    """Evidence that an independent re-run gave the same result."""
-
-    method: Literal["digest", "tolerance"] = Field(
-        description="'digest' (deterministic outputs) or 'tolerance'."
-    )
-    reference: str = Field(description="The run or record reproduced (id, path).")
-    matched: bool
-    max_rel_diff: float | None = None
-    tolerance: float | None = None
-    details: dict[str, float] = Field(default_factory=dict)
-    reference_commit: str | None = Field(
-        default=None, description="Commit of the reproduced run (must equal this run's)."
-    )
-    reference_dirty: bool | None = Field(
-        default=None, description="Whether the reproduced run's tree was dirty (must be False)."
-    )
-    reference_data_digest: str | None = Field(
-        default=None, description="Data digest of the reproduced run (must equal this run's)."
-    )
-
-
-class Review(BaseModel):
-    """One reviewer's decision, given through Prefect's pause-for-input."""
-
-    reviewer: str
-    approved: bool
-    comment: str = ""
-    at: str = Field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
-    flow_run_id: str = Field(default="", description="The run the signature is for.")
-    result_digest: str = Field(default="", description="The result the reviewer looked at.")
-    signature: str = Field(
-        default="",
-        description="Base64 Ed25519 signature over (flow_run_id, result_digest, decision, "
-        "comment): python -m tasks.review sign.",
-    )
-
-    @field_validator("reviewer")
-    @classmethod
-    def _named(cls, v: str) -> str:
-        v = v.strip()
-        if not v:
-            raise ValueError("reviewer must be a non-empty name")
-        return v
-
-
-class Evidence(BaseModel):
-    """Everything a tier is computed from."""
-
-    synthetic_data: bool
-    data_note: str = ""
-    data_provenance: DataProvenance | None = Field(
-        default=None,
-        description="Declared provenance of the data (gpuflows.core.evidence.provenance); "
-        "without one the result is at most T1.",
-    )
-    model: ModelRef | None = Field(default=None, description="None when no model is involved.")
-    lock: EnvironmentLock
-    sample_size: int = Field(ge=0)
-    integrity: list[CheckResult] = Field(default_factory=list)
-    measured_device: str | None = None
-    target_device: str | None = Field(
-        default=None, description="Device kind the result is for ('cuda', 'cpu')."
-    )
-    reproduction: Reproduction | None = None
-    reviews: list[Review] = Field(default_factory=list)
-    flow_run_id: str | None = Field(
-        default=None, description="The run reviewed: signed reviews must name it."
-    )
-    result_digest: str | None = Field(
-        default=None, description="Digest of the result reviewed: signed reviews must name it."
-    )
-
-
-class TrustAssessment(BaseModel):
-    """The computed tier, the checks behind it, and what the next tier still needs."""
-
-    tier: Tier
-    checks: list[CheckResult]
-    missing_for_next: list[str]
-
-
-# --- the checks -------------------------------------------------------------------------------
+__all__ = [
+    "FLOOR",
+    "Evidence",
+    "ModelRef",
+    "Reproduction",
+    "Review",
+    "Tier",
+    "TrustAssessment",
+    "TrustPolicy",
+    "assess",
+    "check_dual_review",
+    "check_environment_lock",
+    "check_integrity",
+    "check_real_data",
+    "check_real_model",
+    "check_reproduced",
+    "check_required",
+    "check_sample_size",
+    "check_target_device",
+    "render_trust_markdown",
+    "reproduce_by_digest",
+    "reproduce_within_tolerance",
+    "review_problem",
+]
 
 
 def check_real_data(ev: Evidence) -> CheckResult:
