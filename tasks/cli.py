@@ -31,11 +31,13 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import enum
+import logging
 import sys
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -378,6 +380,40 @@ def parse_params(
         raise ParamsError(_messages(exc, flags)) from None
 
 
+class _DropTraceback(logging.Filter):
+    """Keep a log record's message but drop its traceback when the error is bad input."""
+
+    def __init__(self, kinds: tuple[type[BaseException], ...]):
+        super().__init__()
+        self.kinds = kinds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is not None and self.kinds and isinstance(exc, self.kinds):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+@contextlib.contextmanager
+def quiet_tracebacks(kinds: tuple[type[BaseException], ...]) -> Iterator[None]:
+    """While a CLI run lasts, Prefect's loggers log bad input (``kinds``) as its message only.
+
+    Prefect logs a failed flow run with the whole traceback (~30 lines) before the CLI prints its
+    one clean ``error:`` line; for bad input the traceback says nothing the message does not. Other
+    exceptions keep their tracebacks.
+    """
+    drop = _DropTraceback(kinds)
+    names = ("", "prefect", "prefect.flow_runs", "prefect.task_runs")
+    handlers = {h for name in names for h in logging.getLogger(name).handlers}
+    for h in handlers:
+        h.addFilter(drop)
+    try:
+        yield
+    finally:
+        for h in handlers:
+            h.removeFilter(drop)
+
+
 def run_cli(
     flow: Callable[[Any], Any],
     model: type[BaseModel],
@@ -401,7 +437,8 @@ def run_cli(
         print(f"({parser[0].prog} --help lists every option)", file=sys.stderr)
         return 2
     try:
-        out = flow(params)
+        with quiet_tracebacks(errors):
+            out = flow(params)
     except errors as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -485,3 +485,36 @@ def test_gpu_baseline_main_prints_the_result(monkeypatch, capsys):
     text = capsys.readouterr().out
     assert "gpu-baseline finished: T1-Indicative on cpu (CPU fallback)" in text
     assert "files:     results/x" in text and "server start" in text
+
+
+def test_bad_input_is_logged_without_its_traceback_other_errors_keep_theirs():
+    """A CLI run's bad input is one clean line, not ~30 lines of Prefect's traceback first."""
+    import io
+    import logging
+
+    from tasks.cli import quiet_tracebacks
+
+    class BadInput(ValueError):
+        pass
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    log = logging.getLogger("prefect.flow_runs.test-cli")
+    log.addHandler(handler)
+    log.propagate = False
+    logging.getLogger("prefect").addHandler(handler)
+    try:
+        with quiet_tracebacks((BadInput,)):
+            for exc in (BadInput("column 'x' is missing"), RuntimeError("a real bug")):
+                try:
+                    raise exc
+                except Exception:
+                    logging.getLogger("prefect").exception("Encountered exception")
+        logging.getLogger("prefect").exception("after the run", exc_info=BadInput("later"))
+    finally:
+        logging.getLogger("prefect").removeHandler(handler)
+        log.removeHandler(handler)
+    text = stream.getvalue()
+    assert "column 'x' is missing" not in text  # bad input: the message only, no traceback
+    assert text.count("Traceback") == 1 and "RuntimeError: a real bug" in text  # a bug keeps it
+    assert "BadInput: later" in text  # the filter is gone after the run

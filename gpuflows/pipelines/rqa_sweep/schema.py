@@ -59,6 +59,11 @@ def load_gaze(path: str | os.PathLike[str], *, min_length: int | None = None) ->
         InputError: missing file, unknown suffix, unreadable file, or any schema violation.
     """
     p = Path(path)
+    if p.is_dir():
+        raise InputError(
+            f"gaze file {str(p)!r} is a folder, not a file: pass the path of one .parquet or "
+            ".csv file (the schema is one table of all subjects)"
+        )
     if not p.is_file():
         raise InputError(
             f"gaze file {str(p)!r} does not exist: pass the path of a .parquet or .csv"
@@ -77,6 +82,16 @@ def load_gaze(path: str | os.PathLike[str], *, min_length: int | None = None) ->
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure is an input problem
         raise InputError(f"gaze file {p.name!r} could not be read ({exc})") from exc
+    if suffix == ".csv" and frame.shape[1] == 1:
+        (only,) = frame.columns
+        for sep in (";", "\t", "|"):
+            if sep in str(only):
+                name = {";": "semicolons", "\t": "tabs", "|": "pipes"}[sep]
+                raise InputError(
+                    f"gaze file {p.name!r} has one column {str(only)!r}: it looks separated by "
+                    f"{name}, but a .csv is read with commas; save it comma-separated (pandas: "
+                    "to_csv(path, index=False)), or as .parquet"
+                )
     return validate_gaze(frame, min_length=min_length)
 
 

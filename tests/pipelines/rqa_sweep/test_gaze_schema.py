@@ -142,3 +142,21 @@ def test_dataset_ref_stable_under_shuffling():
     changed = f.copy()
     changed.loc[5, "x"] += 1e-9
     assert dataset_ref(changed, "gaze", "1.0", synthetic=True).digest != ref.digest
+
+
+def test_a_folder_is_not_reported_as_missing(tmp_path):
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        load_gaze(tmp_path)
+
+
+@pytest.mark.parametrize(("sep", "word"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_csv_with_another_delimiter_gets_a_hint(tmp_path, sep, word):
+    f = tmp_path / "gaze.csv"
+    f.write_text(
+        sep.join(["subject_id", "group", "t", "x", "y"])
+        + "\n"
+        + sep.join("s1 control 0 0.1 0.2".split())
+        + "\n"
+    )
+    with pytest.raises(InputError, match=f"separated by {word}.*comma-separated"):
+        load_gaze(f)
