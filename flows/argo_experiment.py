@@ -49,6 +49,7 @@ from tasks.monitoring import gpu_monitor
 from tasks.progress import RunProgress
 from tasks.reports import publish_tiered_report, run_dir
 from tasks.result_store import prefect_results_dir
+from tasks.summary import summary_printer
 
 __all__ = ["MONITOR_KEY", "PROGRESS_KEY", "REPORT_KEY", "ArgoParams", "argo_experiment", "main"]
 
@@ -101,16 +102,15 @@ def argo_experiment(params: ArgoParams = ArgoParams()) -> dict[str, Any]:  # noq
     return outcome.result(published)
 
 
-def _report(out: dict[str, Any]) -> None:
+def _head(out: dict[str, Any]) -> list[str]:
     t = out["totals"]
-    print(f"\nargo-experiment finished: {out['tier']}")
-    print(
+    return [
+        f"\nargo-experiment finished: {out['tier']}",
         f"  calls: {t['model_calls']} run by the model, {t['cache_hits']} cached, "
-        f"{t['shared_in_batch']} shared; the seeds' way: {t['seed_way_calls']}"
-    )
-    print(f"  episodes: {out['episodes']}")
-    print(f"  graphs:   {out['graph_1a']}, {out['graph_1b']}")
-    print(f"  report:   {out['report']['markdown']}")
+        f"{t['shared_in_batch']} shared; the seeds' way: {t['seed_way_calls']}",
+        f"  episodes: {out['episodes']}",
+        f"  graphs:   {out['graph_1a']}, {out['graph_1b']}",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m flows.argo_experiment",
         description=__doc__.split("\n\n")[0],
         presets=PRESETS,
-        report=_report,
+        report=summary_printer("argo-experiment", _head),
         errors=(InputError,),
     )
 

@@ -40,6 +40,7 @@ from tasks.crash_guard import crash_stale_runs
 from tasks.hardware import pick_device
 from tasks.reports import publish_tiered_report, run_dir
 from tasks.result_store import prefect_results_dir
+from tasks.summary import summary_printer
 
 REPORT_KEY = "batch-eval-report"
 
@@ -100,13 +101,14 @@ def batch_eval(params: BatchEvalParams = BatchEvalParams()) -> dict[str, Any]:  
     }
 
 
-def _print(out: dict[str, Any]) -> None:
+def _head(out: dict[str, Any]) -> list[str]:
     d = out["decisions"]
-    print(f"\nbatch-eval finished on {out['device']}: {out['tier']}")
-    print(f"  integrity: {d['integrity']}; baseline: {d['baseline']}")
-    print(f"  sections:  {out['sections']}")
-    print(f"  report:    {out['report']['markdown']}")
-    print(f"  archive:   {out['archive']['path']}")
+    return [
+        f"\nbatch-eval finished on {out['device']}: {out['tier']}",
+        f"  integrity: {d['integrity']}; baseline: {d['baseline']}",
+        f"  sections:  {out['sections']}",
+        f"  archive:   {out['archive']['path']}",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         batch_eval,
         BatchEvalParams,
         argv,
-        report=_print,
+        report=summary_printer("batch-eval", _head),
         errors=(InputError,),
         prog="python -m flows.batch_eval",
     )

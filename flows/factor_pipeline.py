@@ -43,6 +43,7 @@ from tasks.factor import (
 )
 from tasks.result_store import prefect_results_dir
 from tasks.runners import gpu_resources, with_task_runner
+from tasks.summary import summary_printer
 
 __all__ = ["factor_pipeline", "factor_probe", "factor_qa", "factor_sample", "main"]
 
@@ -91,12 +92,12 @@ def factor_pipeline(params: FactorParams = FactorParams()) -> dict[str, Any]:  #
     return {"steps": steps, "report": report, "tier": report["tier"], "out_dir": out}
 
 
-def _print(out: dict[str, Any]) -> None:
-    print(f"\nfactor-pipeline finished: {out['tier']} -> {out['out_dir']}")
-    for name, s in out["steps"].items():
-        keys = ("records", "failures", "written", "qa", "errors", "sent_now")
-        print(f"  {name}: " + ", ".join(f"{k} {s[k]}" for k in keys if k in s))
-    print(f"  report: {out['report']['markdown']}")
+def _head(out: dict[str, Any]) -> list[str]:
+    keys = ("records", "failures", "written", "qa", "errors", "sent_now")
+    return [f"\nfactor-pipeline finished: {out['tier']} -> {out['out_dir']}"] + [
+        f"  {name}: " + ", ".join(f"{k} {s[k]}" for k in keys if k in s)
+        for name, s in out["steps"].items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         argv,
         prog="python -m flows.factor_pipeline",
         presets=PRESETS,
-        report=_print,
+        report=summary_printer("factor-pipeline", _head),
         errors=(InputError,),
     )
 

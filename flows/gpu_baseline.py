@@ -12,8 +12,6 @@ target stays at T1). This module only wires the steps; their code is in
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -46,6 +44,7 @@ from tasks.monitoring import gpu_monitor
 from tasks.reports import publish_tiered_report, run_dir
 from tasks.result_store import prefect_results_dir
 from tasks.review import collect_reviews
+from tasks.summary import summary_printer
 
 __all__ = ["REPORT_KEY", "GpuBaselineParams", "gpu_baseline", "main"]
 
@@ -129,20 +128,9 @@ CLI_ALIASES = {"--size": "sizes"}
 """Spellings of the hand-written CLI this one replaced, still accepted (``--size NAME=VALUE``)."""
 
 
-def _print_result(out: dict[str, Any]) -> None:
-    print(
-        f"\ngpu-baseline finished: {out['tier']} on {out['device']}"
-        + (" (CPU fallback)" if out["fallback"] else "")
-    )
-    print(f"  report:    {out['report']['markdown']}")
-    print(f"  files:     {out['results_dir']}")
-    print(
-        "  artifacts: gpu-baseline-report, gpu-baseline-monitor-summary, gpu-baseline-slo-* in the Prefect DB"
-    )
-    print(
-        f"  UI:        {Path(sys.executable).parent / 'prefect'} server start   (from this folder), "
-        "then open http://127.0.0.1:4200/artifacts"
-    )
+def _head(out: dict[str, Any]) -> list[str]:
+    fallback = " (CPU fallback)" if out["fallback"] else ""
+    return [f"\ngpu-baseline finished: {out['tier']} on {out['device']}{fallback}"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -154,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m flows.gpu_baseline",
         description=__doc__.split("\n\n")[0],
         aliases=CLI_ALIASES,
-        report=_print_result,
+        report=summary_printer("gpu-baseline", _head),
     )
 
 

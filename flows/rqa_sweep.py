@@ -64,6 +64,7 @@ from tasks.reports import publish_tiered_report, run_dir
 from tasks.result_store import prefect_results_dir
 from tasks.rqa import run_units, submit_units
 from tasks.runners import with_task_runner
+from tasks.summary import summary_printer
 
 __all__ = [
     "DEFAULT_MAX_COMBINATIONS",
@@ -165,13 +166,13 @@ CLI_ALIASES = {
 """Spellings of the hand-written CLI this one replaced, still accepted."""
 
 
-def _print_result(out: dict[str, Any]) -> None:
-    print(f"\nrqa-sweep finished: {out['tier']} on {out['device']}, {out['rows']:,} rows")
-    print(f"  table:     {out['table']}")
-    print(f"  stats:     {out['stats']}")
-    print(f"  plots:     {', '.join(out['plots'])}")
-    print(f"  report:    {out['report']['markdown']}")
-    print(f"  artifacts: {SUMMARY_KEY}, {PROGRESS_KEY}, {MONITOR_KEY}-summary")
+def _head(out: dict[str, Any]) -> list[str]:
+    return [
+        f"\nrqa-sweep finished: {out['tier']} on {out['device']}, {out['rows']:,} rows",
+        f"  table:     {out['table']}",
+        f"  stats:     {out['stats']}",
+        f"  plots:     {', '.join(out['plots'])}",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         aliases=CLI_ALIASES,
         errors=(InputError,),
-        report=_print_result,
+        report=summary_printer("rqa-sweep", _head),
     )
 
 

@@ -46,6 +46,7 @@ from tasks.monitoring import gpu_monitor
 from tasks.progress import RunProgress
 from tasks.reports import publish_tiered_report, run_dir
 from tasks.result_store import prefect_results_dir
+from tasks.summary import summary_printer
 from tasks.two_stage import edit_stage, prepare_run, score_stage
 from tasks.vram import vram_budget
 
@@ -112,19 +113,16 @@ CLI_ALIASES = {"--data": "data_path", "--prompts": "prompts_path"}
 """Spellings of the hand-written CLI this one replaced, still accepted."""
 
 
-def _print_result(out: dict) -> None:
-    o = out["summary"]["overall"]
-    print(
+def _head(out: dict) -> list[str]:
+    o, one = out["summary"]["overall"], out["swaps_planned_one_model"]
+    return [
         f"\ntwo-stage-eval finished: {out['tier']} on {out['device']}: {o['n_scored']} scored, "
         f"{o['n_failed']} failed, {out['rejected']} rejected; swaps {out['swaps']} "
-        f"(naive {out['swaps_planned']['naive']}, per-category {out['swaps_planned']['per_category']})"
-    )
-    one = out["swaps_planned_one_model"]
-    print(
+        f"(naive {out['swaps_planned']['naive']}, "
+        f"per-category {out['swaps_planned']['per_category']})",
         f"  swaps with a budget for one model: naive {one['naive']}, per-category "
-        f"{one['per_category']}, ours {one['ours']}"
-    )
-    print(f"  report: {out['report']['markdown']}")
+        f"{one['per_category']}, ours {one['ours']}",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.split("\n\n")[0],
         aliases=CLI_ALIASES,
         errors=(ValueError, InputError),
-        report=_print_result,
+        report=summary_printer("two-stage-eval", _head),
     )
 
 

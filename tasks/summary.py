@@ -35,8 +35,12 @@ def ui_run_url(flow_run_id: str) -> str | None:
     return f"{str(ui).rstrip('/')}/runs/flow-run/{flow_run_id}" if ui else None
 
 
-def end_of_run_summary(flow_name: str, out: dict[str, Any]) -> str:
-    """The summary lines for ``out``, a flow's return value (needs ``out["report"]``)."""
+def end_of_run_summary(flow_name: str, out: dict[str, Any], head: list[str] | None = None) -> str:
+    """The summary lines for ``out``, a flow's return value (needs ``out["report"]``).
+
+    ``head``: the flow's own first lines (what it found); the rest is the same for every flow:
+    report, files, every artifact key of the run, and where to see it in the UI.
+    """
     rep = out.get("report")
     if not isinstance(rep, dict) or "markdown" not in rep:
         raise ValueError(
@@ -44,7 +48,7 @@ def end_of_run_summary(flow_name: str, out: dict[str, Any]) -> str:
             f"(keys: {sorted(out)}); return it as out['report']"
         )
     device = f" on {out['device']}" if out.get("device") else ""
-    lines = [f"\n{flow_name} finished: {rep.get('tier') or out.get('tier')}{device}"]
+    lines = head or [f"\n{flow_name} finished: {rep.get('tier') or out.get('tier')}{device}"]
     lines.append(f"  report:    {rep['markdown']}")
     lines.append(f"  files:     {Path(rep['markdown']).parent}")
     run_id = rep.get("flow_run_id")
@@ -58,10 +62,13 @@ def end_of_run_summary(flow_name: str, out: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def summary_printer(flow_name: str) -> Callable[[dict[str, Any]], None]:
-    """A ``report=`` callable for ``tasks.cli.run_cli`` printing :func:`end_of_run_summary`."""
+def summary_printer(
+    flow_name: str, head: Callable[[dict[str, Any]], list[str]] | None = None
+) -> Callable[[dict[str, Any]], None]:
+    """A ``report=`` callable for ``tasks.cli.run_cli`` printing :func:`end_of_run_summary`;
+    ``head(out)`` gives the flow's own first lines."""
 
     def _print(out: dict[str, Any]) -> None:
-        print(end_of_run_summary(flow_name, out))
+        print(end_of_run_summary(flow_name, out, head(out) if head else None))
 
     return _print

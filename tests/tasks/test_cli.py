@@ -408,7 +408,9 @@ def test_two_stage_eval_main_prints_the_result(monkeypatch, capsys):
     assert mod.main(["--preset", "smoke"]) == 0
     text = capsys.readouterr().out
     assert "two-stage-eval finished: T1-Indicative on cpu: 9 scored, 1 failed, 0 rejected" in text
-    assert "naive 20, per-category 9, ours 1" in text and "report: r.md" in text
+    assert "naive 20, per-category 9, ours 1" in text
+    # the end of the summary is the same for every flow: report, files, artifacts
+    assert "report:    r.md" in text and "files:" in text and "artifacts:" in text
 
 
 def test_gpu_baseline_main_accepts_the_old_options(monkeypatch):
@@ -477,14 +479,17 @@ def test_gpu_baseline_main_prints_the_result(monkeypatch, capsys):
         "tier": "T1-Indicative",
         "device": "cpu",
         "fallback": True,
-        "report": {"markdown": "r.md"},
+        "report": {"markdown": "results/x/report.md", "flow_run_id": "1234"},
         "results_dir": "results/x",
     }
     monkeypatch.setattr(mod, "gpu_baseline", lambda params: out)
+    monkeypatch.setattr("tasks.summary.run_artifact_keys", lambda run_id: ["gpu-baseline-report"])
+    monkeypatch.setattr("tasks.summary.ui_run_url", lambda run_id: None)
     assert mod.main([]) == 0
     text = capsys.readouterr().out
     assert "gpu-baseline finished: T1-Indicative on cpu (CPU fallback)" in text
     assert "files:     results/x" in text and "server start" in text
+    assert "artifacts: gpu-baseline-report" in text
 
 
 def test_bad_input_is_logged_without_its_traceback_other_errors_keep_theirs():
