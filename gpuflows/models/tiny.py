@@ -105,7 +105,7 @@ def _complete(path: Path, recipe: str, version: int, seed: int) -> bool:
     return all((path / f).is_file() for f in marker.get("files", []))
 
 
-def _build_atomically(
+def build_atomically(
     target: Path, recipe: str, version: int, seed: int, build: Callable[[Path], dict[str, Any]]
 ) -> Path:
     """Run ``build(tmp)`` in a temporary sibling of ``target``, mark it complete, move it in place."""
@@ -140,10 +140,32 @@ def _param_count(*modules: Any) -> int:
     return int(sum(p.numel() for m in modules for p in m.parameters()))
 
 
-def _byte_alphabet() -> list[str]:
+def byte_alphabet() -> list[str]:
     from tokenizers.pre_tokenizers import ByteLevel
 
     return sorted(ByteLevel.alphabet())
+
+
+def char_qwen2_tokenizer(specials: list[str]) -> Any:
+    """A Qwen2 tokenizer over :func:`byte_alphabet` (one token per character, no merges) with
+    ``specials`` added as special tokens; pads on the left and ends answers with ``<|im_end|>``.
+    ``specials`` must hold ``<|endoftext|>`` and ``<|im_end|>``."""
+    from tokenizers import AddedToken
+    from transformers import Qwen2Tokenizer
+
+    vocab = {c: i for i, c in enumerate(byte_alphabet())}
+    for special in specials:
+        vocab[special] = len(vocab)
+    tok = Qwen2Tokenizer(
+        vocab=vocab,
+        merges=[],
+        unk_token=None,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        padding_side="left",
+    )
+    tok.add_tokens([AddedToken(t, special=True, normalized=False) for t in specials], True)
+    return tok
 
 
 def build_tiny_edit_pipeline(dir: str | os.PathLike[str], *, seed: int = 0) -> Path:
@@ -162,7 +184,7 @@ def build_tiny_edit_pipeline(dir: str | os.PathLike[str], *, seed: int = 0) -> P
         )
         from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-        alphabet = _byte_alphabet()
+        alphabet = byte_alphabet()
         vocab: dict[str, int] = {}
         for token in [*alphabet, *(c + "</w>" for c in alphabet)]:
             vocab[token] = len(vocab)
@@ -229,7 +251,7 @@ def build_tiny_edit_pipeline(dir: str | os.PathLike[str], *, seed: int = 0) -> P
             "param_count": _param_count(vae, text_encoder, unet),
         }
 
-    return _build_atomically(Path(dir), EDIT_RECIPE, EDIT_RECIPE_VERSION, seed, build)
+    return build_atomically(Path(dir), EDIT_RECIPE, EDIT_RECIPE_VERSION, seed, build)
 
 
 def build_tiny_reward_model(dir: str | os.PathLike[str], *, seed: int = 0) -> Path:
@@ -241,32 +263,17 @@ def build_tiny_reward_model(dir: str | os.PathLike[str], *, seed: int = 0) -> Pa
     """
 
     def build(out: Path) -> dict[str, Any]:
-        from tokenizers import AddedToken
         from transformers import (
             CLIPVisionConfig,
             LlamaConfig,
             LlavaConfig,
             LlavaForConditionalGeneration,
             LlavaProcessor,
-            Qwen2Tokenizer,
         )
         from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-        vocab = {c: i for i, c in enumerate(_byte_alphabet())}
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<image>"]
-        for special in specials:
-            vocab[special] = len(vocab)
-        tokenizer = Qwen2Tokenizer(
-            vocab=vocab,
-            merges=[],
-            unk_token=None,
-            eos_token="<|im_end|>",
-            pad_token="<|endoftext|>",
-            padding_side="left",
-        )
-        tokenizer.add_tokens(
-            [AddedToken(s, special=True, normalized=False) for s in specials], special_tokens=True
-        )
+        tokenizer = char_qwen2_tokenizer(specials)
         ids = {s: tokenizer.convert_tokens_to_ids(s) for s in specials}
         size = REWARD_IMAGE_SIZE
         image_processor = CLIPImageProcessorPil(
@@ -321,4 +328,4 @@ def build_tiny_reward_model(dir: str | os.PathLike[str], *, seed: int = 0) -> Pa
             "param_count": _param_count(model),
         }
 
-    return _build_atomically(Path(dir), REWARD_RECIPE, REWARD_RECIPE_VERSION, seed, build)
+    return build_atomically(Path(dir), REWARD_RECIPE, REWARD_RECIPE_VERSION, seed, build)

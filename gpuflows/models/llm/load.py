@@ -83,25 +83,13 @@ def resolve_spec(spec: str, *, field: str = "spec") -> ResolvedSpec:
 
 def build_tiny_qwen2(folder: str | Path, *, seed: int = 0) -> Path:
     """Build (or reuse) the tiny random-weight Qwen2 causal LM + tokenizer in ``folder``."""
-    from gpuflows.models.tiny import _build_atomically, _byte_alphabet
+    from gpuflows.models.tiny import build_atomically, char_qwen2_tokenizer
 
     def build(out: Path) -> dict[str, Any]:
-        from tokenizers import AddedToken
-        from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen2Tokenizer
+        from transformers import Qwen2Config, Qwen2ForCausalLM
 
-        vocab = {c: i for i, c in enumerate(_byte_alphabet())}
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-        for special in specials:
-            vocab[special] = len(vocab)
-        tok = Qwen2Tokenizer(
-            vocab=vocab,
-            merges=[],
-            unk_token=None,
-            eos_token="<|im_end|>",
-            pad_token="<|endoftext|>",
-            padding_side="left",
-        )
-        tok.add_tokens([AddedToken(s, special=True, normalized=False) for s in specials], True)
+        tok = char_qwen2_tokenizer(specials)
         tok.chat_template = _CHATML
         ids = {s: tok.convert_tokens_to_ids(s) for s in specials}
         config = Qwen2Config(
@@ -126,7 +114,7 @@ def build_tiny_qwen2(folder: str | Path, *, seed: int = 0) -> Path:
         n = int(sum(p.numel() for p in model.parameters()))
         return {"kind": "causal-lm", "architecture": type(model).__name__, "param_count": n}
 
-    return _build_atomically(Path(folder), TINY_RECIPE, TINY_RECIPE_VERSION, seed, build)
+    return build_atomically(Path(folder), TINY_RECIPE, TINY_RECIPE_VERSION, seed, build)
 
 
 def load_engine(config: LocalModelConfig, cache: CallCache | None = None) -> Any:
