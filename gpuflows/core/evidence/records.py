@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from gpuflows.core.evidence.checks import CheckResult
 from gpuflows.core.evidence.envlock import EnvironmentLock
-from gpuflows.core.evidence.policy import Tier
 from gpuflows.core.evidence.provenance import DataProvenance
+from gpuflows.core.evidence.tiers import Tier
 
 
 class ModelRef(BaseModel):

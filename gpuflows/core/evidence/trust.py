@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 
 from gpuflows.core.evidence.checks import CheckResult, checks_table
-from gpuflows.core.evidence.policy import FLOOR, Tier, TrustPolicy
 from gpuflows.core.evidence.provenance import generated_by
 from gpuflows.core.evidence.records import (
     Evidence,
@@ -36,6 +35,7 @@ from gpuflows.core.evidence.signing import (
     review_payload,
     verify_signature,
 )
+from gpuflows.core.evidence.tiers import FLOOR, Tier, TrustPolicy
 from gpuflows.core.hardware.devices import device_kind
 
 __all__ = [
