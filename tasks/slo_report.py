@@ -106,39 +106,32 @@ def publish_slo_report(
     )
 
     events: list[str] = []
+
+    def emit(name: str, payload: dict[str, Any]) -> None:
+        emit_event(event=name, resource=_resource(m), payload=payload | {"report_key": key})
+        events.append(name)
+
     if regression.regressed:
-        emit_event(
-            event="gpuflows.slo.regressed",
-            resource=_resource(m),
-            payload={
+        emit(
+            "gpuflows.slo.regressed",
+            {
                 "tolerance": regression.tolerance,
                 "baseline_measured_at": regression.baseline_measured_at,
                 "regressed": [d.model_dump(mode="json") for d in regression.regressed_metrics],
-                "report_key": key,
             },
         )
-        events.append("gpuflows.slo.regressed")
     failed = [c for c in checks if not c.passed]
     if failed:
-        emit_event(
-            event="gpuflows.slo.breached",
-            resource=_resource(m),
-            payload={"failed": [c.model_dump(mode="json") for c in failed], "report_key": key},
-        )
-        events.append("gpuflows.slo.breached")
-
+        emit("gpuflows.slo.breached", {"failed": [c.model_dump(mode="json") for c in failed]})
     if drift.regressed:
-        emit_event(
-            event="gpuflows.slo.drifted",
-            resource=_resource(m),
-            payload={
+        emit(
+            "gpuflows.slo.drifted",
+            {
                 "tolerance": drift.tolerance,
                 "first_baseline_measured_at": drift.baseline_measured_at,
                 "drifted": [d.model_dump(mode="json") for d in drift.regressed_metrics],
-                "report_key": key,
             },
         )
-        events.append("gpuflows.slo.drifted")
 
     tier_value = tier.value if isinstance(tier, Tier) else tier
     blockers = [
