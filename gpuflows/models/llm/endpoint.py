@@ -27,14 +27,15 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import random
-import threading
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import httpx
+import orjson
 
 from gpuflows.core.faults import InputError
+from gpuflows.models.llm import aio
 from gpuflows.models.llm.cache import CallCache, call_key
 from gpuflows.models.llm.config import CallError, EndpointConfig, LLMRequest, LLMResult
 
@@ -185,7 +186,7 @@ class EndpointClient:
     ) -> LLMResult:
         cfg = self.config
         url = "/chat/completions" if cfg.api == "chat" else "/completions"
-        body = self._body(req)
+        payload = orjson.dumps(self._body(req))
         self.counts["calls"] += 1
         attempts = 0
         while True:
@@ -202,7 +203,7 @@ class EndpointClient:
                     )
                     shard = pool.take()
                     try:
-                        resp = await pool.clients[shard].post(url, json=body)
+                        resp = await pool.clients[shard].post(url, content=payload)
                     finally:
                         self._in_flight -= 1
                         pool.busy[shard] -= 1
@@ -214,8 +215,13 @@ class EndpointClient:
                 status = resp.status_code
                 if status == 200:
                     try:
-                        result = self._parse(req, resp.json(), attempts)
-                    except (ValueError, KeyError, IndexError, TypeError) as exc:
+                        result = self._parse(req, orjson.loads(resp.content), attempts)
+                    except (
+                        ValueError,
+                        KeyError,
+                        IndexError,
+                        TypeError,
+                    ) as exc:  # orjson errors too
                         msg = f"{type(exc).__name__}: {exc}; body {resp.text[:120]!r}"
                         return self._error(req, "bad_response", msg, status, attempts)
                     self.counts["output_tokens"] += result.completion_tokens or 0
@@ -251,7 +257,7 @@ class EndpointClient:
 
     def _client(self, connections: int) -> httpx.AsyncClient:
         cfg = self.config
-        headers = {}
+        headers = {"content-type": "application/json"}
         if cfg.api_key is not None:
             headers["Authorization"] = f"Bearer {cfg.api_key.get_secret_value()}"
         if self._ssl is None:  # one context for all shards (each costs ~80 ms to build)
@@ -308,25 +314,9 @@ class EndpointClient:
         return [r for r in results if r is not None]
 
     def generate(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
-        """:meth:`agenerate` from synchronous code (in a thread when a loop already runs)."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.agenerate(requests))
-        box: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                box["out"] = asyncio.run(self.agenerate(requests))
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
-                box["exc"] = exc
-
-        t = threading.Thread(target=run)
-        t.start()
-        t.join()
-        if "exc" in box:
-            raise box["exc"]
-        return box["out"]
+        """:meth:`agenerate` from synchronous code (uvloop when installed; in a thread of its own
+        when a loop already runs): see :mod:`gpuflows.models.llm.aio`."""
+        return aio.run(self.agenerate(requests))
 
     def _rendered(self, req: LLMRequest) -> Any:
         body = self._body(req)

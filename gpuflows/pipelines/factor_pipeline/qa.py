@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from gpuflows.core.faults import InputError
+from gpuflows.models.llm import aio
 from gpuflows.models.llm.config import EndpointConfig, LLMRequest, LLMResult
 from gpuflows.pipelines.factor_pipeline.outcomes import OutcomeStore
 
@@ -304,7 +305,7 @@ def qa_step(
             timeout_s=timeout_s,
         )
     with OutcomeStore(out_dir) as store:
-        stats = asyncio.run(
+        stats = aio.run(
             run_qa(
                 input_path,
                 store,
