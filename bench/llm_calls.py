@@ -170,9 +170,9 @@ def bench_endpoint(latency: float, concurrencies: list[int], waves: int) -> list
                 for i in range(n)
             ]
             client = EndpointClient(EndpointConfig(base_url=url, model="m", concurrency=c))
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             got = client.generate(reqs)
-            wall = time.perf_counter() - t0
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             stats = httpx.get(f"http://127.0.0.1:{port}/stats").json()
             httpx.post(f"http://127.0.0.1:{port}/reset")
             ok = sum(r.ok for r in got)
@@ -189,6 +189,7 @@ def bench_endpoint(latency: float, concurrencies: list[int], waves: int) -> list
                     "lost": n - ok,
                     "server_in_flight_max": stats["in_flight_max"],
                     "retries": client.counts["retries"],
+                    "client_cpu_ms_per_request": fig(round(1000 * cpu / n, 3), "ms"),
                 }
             )
         return rows
