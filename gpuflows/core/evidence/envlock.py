@@ -38,15 +38,57 @@ DEFAULT_PACKAGES = (
 
 
 class DatasetRef(BaseModel):
-    """Identity of the data a result was computed from."""
+    """Identity of the data a result was computed from.
+
+    A dataset of ours (a generator's output) has a name and a release version; data a user gives
+    is named by its own file or folder and has no version (``""``): its digest says which content
+    it is (:func:`user_data_ref`). Never label user data with our benchmark's name or version.
+    """
 
     name: str
-    version: str
+    version: str = Field(
+        description="Release of a named dataset of ours (e.g. '1.0.0'); '' for user data, "
+        "which its name and digest identify."
+    )
     digest: str = Field(
         description="Content digest of the data actually read (gpuflows.core.evidence.digest)."
     )
     synthetic: bool = Field(description="Generated or simulated data (caps the Trust Tier at T1).")
     description: str = ""
+
+    def label(self) -> str:
+        """``synthetic-gaze v1.0.0`` for a released dataset, the name alone for user data.
+
+        Example:
+            >>> DatasetRef(name="gaze.csv", version="", digest="blake2b:ab", synthetic=False).label()
+            'gaze.csv'
+        """
+        return f"{self.name} v{self.version}" if self.version else self.name
+
+
+def user_data_ref(
+    path: str | os.PathLike[str],
+    digest: str,
+    *,
+    synthetic: bool = False,
+    description: str = "",
+) -> DatasetRef:
+    """The identity of data a user gave: its own file or folder name, its content digest, no
+    version (a user's file is not a release of ours); ``description`` defaults to the path.
+
+    Example:
+        >>> ref = user_data_ref("/data/study/gaze.csv", "blake2b:0123")
+        >>> ref.name, ref.version, ref.description
+        ('gaze.csv', '', '/data/study/gaze.csv')
+    """
+    p = Path(path)
+    return DatasetRef(
+        name=p.name or str(p),
+        version="",
+        digest=digest,
+        synthetic=synthetic,
+        description=description or str(p),
+    )
 
 
 class GitInfo(BaseModel):
@@ -208,9 +250,7 @@ def render_lock_markdown(lock: EnvironmentLock) -> str:
         ),
         (
             "dataset",
-            f"{ds.name} v{ds.version} {ds.digest}{' (synthetic)' if ds.synthetic else ''}"
-            if ds
-            else "none",
+            f"{ds.label()} {ds.digest}{' (synthetic)' if ds.synthetic else ''}" if ds else "none",
         ),
         (
             "device",

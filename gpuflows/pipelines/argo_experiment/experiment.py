@@ -31,7 +31,7 @@ from gpuflows.pipelines.argo_experiment.retrieval import (
     minilm_encoder,
 )
 from gpuflows.pipelines.argo_experiment.strategies import Group, plan_groups
-from gpuflows.pipelines.argo_experiment.synth import load_synthetic
+from gpuflows.pipelines.argo_experiment.synth import GENERATOR_VERSION, load_synthetic
 
 
 @dataclass
@@ -68,17 +68,22 @@ def load_inputs(p: ArgoParams, work_dir: str | Path) -> Inputs:
         corpus = load_corpus(
             corpus_dir or "", chunk_words=p.chunk_words, overlap_words=min(20, p.chunk_words // 4)
         )
-    digest = qset.digest
-    dataset = DatasetRef(
-        name="argo-synthetic" if qset.synthetic else Path(qset.source).name,
-        version=digest[:16],
-        digest=digest,
-        synthetic=qset.synthetic,
-        description=f"{len(questions)} questions used of {len(qset.questions)} kept "
-        f"({qset.rows_read} rows read, excluded {qset.excluded or 'none'}); corpus "
-        f"{corpus.digest[:16] if corpus else 'chroma:' + str(p.chroma_path)}",
-    )
+    corpus_note = corpus.digest[:16] if corpus else "chroma:" + str(p.chroma_path)
+    dataset = dataset_ref(qset, len(questions), corpus_note)
     return Inputs(qset, questions, corpus, prompts, dataset, p.chroma_path)
+
+
+def dataset_ref(qset: QuestionSet, n_used: int, corpus_note: str) -> DatasetRef:
+    """The questions' identity: our generator's name and version for the synthetic set; a
+    user's file by its own name and digest, with no version of ours."""
+    return DatasetRef(
+        name="argo-synthetic" if qset.synthetic else Path(qset.source).name,
+        version=GENERATOR_VERSION if qset.synthetic else "",
+        digest=qset.digest,
+        synthetic=qset.synthetic,
+        description=f"{qset.source}: {n_used} questions used of {len(qset.questions)} kept "
+        f"({qset.rows_read} rows read, excluded {qset.excluded or 'none'}); corpus {corpus_note}",
+    )
 
 
 def plan(p: ArgoParams, questions: list[Question]) -> dict[str, Any]:

@@ -55,7 +55,9 @@ class BatchEvalData:
     candidates: pd.DataFrame
     judgments: pd.DataFrame
     name: str = "batch-eval"
-    version: str = "file"
+    version: str = ""
+    """'' for a user's folder (named by the folder, known by its digest); our generator sets its
+    own release."""
     synthetic: bool = False
     description: str = ""
     visual: np.ndarray = field(init=False)

@@ -16,8 +16,12 @@ from gpuflows.core.evidence.trust import Evidence, ModelRef, TrustAssessment, as
 
 
 def dataset_ref(name: str, digest: str, synthetic: bool, description: str = "") -> DatasetRef:
-    return DatasetRef(
-        name=name, version="1", digest=digest, synthetic=synthetic, description=description
+    return DatasetRef(  # a user's images: their own path and digest, no version of ours
+        name=name,
+        version="1" if synthetic else "",
+        digest=digest,
+        synthetic=synthetic,
+        description=description,
     )
 
 

@@ -26,7 +26,8 @@ KEY_SEP = "|"
 def load_sweep_data(p: RqaSweepParams) -> tuple[pd.DataFrame, DatasetRef, bool]:
     """(validated gaze frame, its dataset record, synthetic?) for the sweep ``p``.
 
-    ``p.data_path`` set: that Parquet/CSV file, recorded by name and content digest; synthetic
+    ``p.data_path`` set: that Parquet/CSV file, recorded by its file name and content digest (no
+    version: never the embedded set's name or version); synthetic
     when its file digest or canonical table digest is registered as generated
     (:mod:`gpuflows.core.evidence.provenance`), whatever its name. Empty: the embedded synthetic
     set of ``p.preset``'s size, generated from ``p.seed``. Provenance is declared beside the file
@@ -38,7 +39,8 @@ def load_sweep_data(p: RqaSweepParams) -> tuple[pd.DataFrame, DatasetRef, bool]:
     if p.data_path:
         frame = load_gaze(p.data_path, min_length=p.min_length)
         fdig = file_digest(p.data_path)
-        ref = dataset_ref(frame, Path(p.data_path).name, fdig[:12], False)
+        # named by its own file, known by its digest: no version of ours (user_data_ref)
+        ref = dataset_ref(frame, Path(p.data_path).name, "", False, f"{p.data_path} (file {fdig})")
         # the project's own generated data is synthetic whatever the file is called
         generator = generated_by(ref.digest) or generated_by(fdig)
         if generator:

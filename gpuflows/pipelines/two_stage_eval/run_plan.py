@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gpuflows.core.evidence.digest import bytes_digest
-from gpuflows.core.evidence.envlock import DatasetRef, EnvironmentLock, build_lock
+from gpuflows.core.evidence.envlock import DatasetRef, EnvironmentLock, build_lock, user_data_ref
 from gpuflows.core.faults import InputError
 from gpuflows.core.hardware.devices import DeviceChoice
 from gpuflows.core.memory.budget import GIB, VramEstimate
@@ -133,6 +133,10 @@ def vram_hold(
     return VramEstimate(nbytes=resident, basis=f"resident models at peak: {models}")
 
 
+BENCH_NAME = "two-stage-eval-bench"
+"""The name of our generated benchmark (:mod:`gpuflows.pipelines.two_stage_eval.synth`)."""
+
+
 def prepare_data(p: TwoStageEvalParams) -> tuple[Path, LoadResult]:
     """The benchmark folder (``data_path``, else synthetic data generated for ``preset`` and
     ``seed`` under the results folder) and its pairs, bad ones rejected with the reason."""
@@ -156,6 +160,20 @@ def model_needs(models: dict[str, Any]) -> dict[str, VramEstimate]:
     }
 
 
+def dataset_ref(data: Path, loaded: LoadResult, prompts: PromptSet) -> DatasetRef:
+    """The benchmark's identity: ours (generated: its name, the prompt set's version) or a
+    user's folder, by its own name and content digest, never our benchmark's name or version."""
+    if is_synthetic(data):
+        return DatasetRef(
+            name=BENCH_NAME,
+            version=prompts.version,
+            digest=loaded.digest(),
+            synthetic=True,
+            description=str(data),
+        )
+    return user_data_ref(data, loaded.digest())
+
+
 def plan_run(
     p: TwoStageEvalParams,
     data: Path,
@@ -177,13 +195,7 @@ def plan_run(
             mgr.require_fits(f"{k} model ({models[k].source})", needs[k])
     except ResidencyError as exc:
         raise InputError(str(exc)) from None
-    ref = DatasetRef(
-        name="two-stage-eval-bench",
-        version=prompts.version,
-        digest=loaded.digest(),
-        synthetic=is_synthetic(data),
-        description=str(data),
-    )
+    ref = dataset_ref(data, loaded, prompts)
     lock = build_lock(seed=p.seed, dataset=ref, device=choice, parameters=p.model_dump(mode="json"))
     return TwoStageRun(
         params=p,
