@@ -13,7 +13,15 @@ import hashlib
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 ErrorKind = Literal[
     "http_status",  # the server answered with a status we do not retry, or retries ran out
@@ -25,15 +33,30 @@ ErrorKind = Literal[
 ]
 
 
+def _b64(value: Any) -> Any:
+    if isinstance(value, str) and not value.startswith("data:"):
+        import base64
+
+        return base64.b64decode(value)
+    return value
+
+
 class LLMRequest(BaseModel):
     """One call: a raw ``prompt`` or chat ``messages`` (exactly one), and how to generate.
 
     ``temperature=0`` is greedy decoding; above 0 tokens are sampled (``top_p`` nucleus) from a
     generator seeded by ``seed`` and ``sample_index``, so a sampled run replays exactly and the
     k-th sample of one prompt differs from the (k+1)-th.
+
+    ``images`` (chat messages only): encoded image bytes, data URLs or file paths, each placed by
+    a ``{"type": "image"}`` content part (or first in the last user message when no part places
+    them); OpenAI ``image_url`` parts with data URLs in ``messages`` are accepted too. Both are
+    brought to one form, bytes + image parts (:mod:`gpuflows.models.llm.images`).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, ser_json_bytes="base64", val_json_bytes="base64"
+    )
 
     id: str = Field(min_length=1, description="Caller's name for this request; results carry it.")
     prompt: str | None = Field(default=None, description="Raw text, tokenised as is.")
@@ -46,6 +69,26 @@ class LLMRequest(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int = Field(default=0, ge=0, description="Sampling seed (sampled calls only).")
     sample_index: int = Field(default=0, ge=0, description="k-th sample of the same prompt.")
+    images: tuple[bytes, ...] = Field(
+        default=(), repr=False, description="Encoded images, placed by image parts in messages."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _images(cls, data: Any, info: ValidationInfo) -> Any:
+        if isinstance(data, dict) and (data.get("images") or data.get("messages") is not None):
+            from gpuflows.models.llm.images import normalize_images
+
+            if info.mode == "json" and data.get("images"):  # JSON carries bytes as base64
+                data = data | {"images": [_b64(x) for x in data["images"]]}
+            return normalize_images(data)
+        return data
+
+    def image_digests(self) -> list[str]:
+        """SHA-256 of each image's bytes (the call cache keys hold these, never a path)."""
+        from gpuflows.models.llm.images import image_digests
+
+        return image_digests(self.images)
 
     @model_validator(mode="after")
     def _one_prompt(self) -> LLMRequest:

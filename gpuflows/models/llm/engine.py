@@ -120,6 +120,11 @@ class LocalEngine:
 
     def render(self, req: LLMRequest) -> list[int]:
         """The token ids the model sees for ``req`` (what the cache key holds)."""
+        if req.images:
+            raise InputError(
+                f"request {req.id!r} has images and this is a text-only model: use a "
+                "vision-language model (gpuflows.models.llm.vlm_load)"
+            )
         if req.prompt is not None:
             ids = self.tokenizer(req.prompt)["input_ids"]
         else:

@@ -24,6 +24,8 @@ from gpuflows.core.faults import InputError
 from gpuflows.core.memory.budget import gib_slots
 
 _LAYER_RE = re.compile(r"(?:^|\.)layers\.(\d+)(?:\.|$)")
+#: A vision-language model's vision tower: its layers hold no KV cache, so they are not counted.
+_VISION_RE = re.compile(r"(?:^|\.)(?:vision_tower|vision_model|visual|vision)(?:\.|$)")
 
 
 def _dtype_bytes(dtype: str) -> int:
@@ -33,7 +35,10 @@ def _dtype_bytes(dtype: str) -> int:
 
 
 def kv_shape(config: Any) -> tuple[int, int, int]:
-    """(layers, kv_heads, head_dim) of a decoder config (GQA's KV heads when it has them)."""
+    """(layers, kv_heads, head_dim) of a decoder config (GQA's KV heads when it has them); of a
+    vision-language config, its text model's."""
+    if hasattr(config, "get_text_config"):
+        config = config.get_text_config()
     layers = int(config.num_hidden_layers)
     heads = int(config.num_attention_heads)
     kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
@@ -87,19 +92,23 @@ def _layers_under(name: str, sizes: dict[str, int]) -> set[int]:
     prefix = name + "." if name else ""
     found: set[int] = set()
     for key in sizes:
-        if key == name or key.startswith(prefix):
+        if (key == name or key.startswith(prefix)) and not _VISION_RE.search(key):
             found.update(int(m) for m in _LAYER_RE.findall(key))
     return found
 
 
 def meta_model(config: Any, dtype: str) -> Any:
-    """The model of ``config`` on the meta device (no memory, no weights)."""
+    """The model of ``config`` on the meta device (no memory, no weights): a causal LM, or an
+    image-text-to-text model when the config has a ``vision_config``."""
     import torch
     from accelerate import init_empty_weights
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM, AutoModelForImageTextToText
 
+    auto = AutoModelForCausalLM
+    if getattr(config, "vision_config", None) is not None:
+        auto = AutoModelForImageTextToText
     with init_empty_weights():
-        return AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+        return auto.from_config(config, dtype=getattr(torch, dtype))
 
 
 def plan_placement(
