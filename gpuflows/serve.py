@@ -2,7 +2,11 @@
 
 ``python -m gpuflows.serve --model smollm2 --port 8000`` (one per GPU on a host: ``--device
 cuda:N``) answers ``/v1/chat/completions``, ``/v1/completions`` and ``/v1/models``; the
-pipelines' endpoint backend points at ``http://127.0.0.1:8000/v1``. Concurrent requests are
+pipelines' endpoint backend points at ``http://127.0.0.1:8000/v1``. A vision-language model
+(``--model tiny-vlm`` or a folder whose config has a ``vision_config``) is served by the VLM
+engine: chat messages may carry OpenAI ``image_url`` parts with base64 data URLs
+(``data:image/png;base64,...``); a remote ``http(s)`` image URL is refused with a 400 (nothing
+is fetched: offline), as is an image sent to a text-only model. Concurrent requests are
 collected for up to ``--batch-wait-ms`` (or until ``--max-batch`` wait) and run through the
 engine's ``generate`` together, one batch at a time, in a worker thread; the event loop keeps
 accepting requests meanwhile. The model spec is checked before anything loads.
@@ -117,6 +121,13 @@ def make_app(engine: Any, served_name: str, *, max_batch: int = 32, wait_s: floa
             req = _request(body, chat)
         except (InputError, ValueError, KeyError, TypeError) as exc:
             return _err(400, f"{type(exc).__name__}: {exc}")
+        if req.images and not getattr(engine, "accepts_images", False):
+            return _err(400, f"model {served_name!r} is text-only: it takes no images")
+        if req.images:
+            try:  # an image that does not decode fails this request alone, not its batch
+                engine.check(req)
+            except InputError as exc:
+                return _err(400, str(exc))
         res = await batcher.submit(req)
         if res.error is not None:
             return JSONResponse(
@@ -163,7 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m gpuflows.serve", description=__doc__.splitlines()[0]
     )
-    ap.add_argument("--model", required=True, help="tiny-qwen2, smollm2, gguf:<file> or a folder")
+    ap.add_argument(
+        "--model",
+        required=True,
+        help="tiny-qwen2, smollm2, gguf:<file>, tiny-vlm, or a folder (a VLM when its config has "
+        "a vision_config)",
+    )
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument(
         "--served-name", default=None, help="model name clients send (default: --model)"
@@ -180,12 +196,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from gpuflows.models.llm.config import LocalModelConfig
     from gpuflows.models.llm.load import load_engine, resolve_spec
+    from gpuflows.models.llm.vlm_load import is_vlm_spec, load_vlm_engine, resolve_vlm_spec
 
+    vision = is_vlm_spec(args.model)
     try:
         config = LocalModelConfig(
             spec=args.model, dtype=args.dtype, device=args.device, batch_size=args.batch_size
         )
-        resolve_spec(config.spec, field="--model")
+        (resolve_vlm_spec if vision else resolve_spec)(config.spec, field="--model")
     except (InputError, ValidationError) as exc:
         print(f"gpuflows.serve: {exc}", file=sys.stderr)
         return 2
@@ -194,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     from gpuflows.models.llm.cache import CallCache
 
     cache = CallCache(args.cache) if args.cache else None
-    engine = load_engine(config, cache)
+    engine = (load_vlm_engine if vision else load_engine)(config, cache)
     app = make_app(
         engine,
         args.served_name or args.model,

@@ -49,6 +49,9 @@ _BACKENDS: dict[str, Any] = {
     "causal-lm": "gpuflows.models.llm.load:load_engine",
     "endpoint": "gpuflows.models.llm.endpoint:EndpointClient",
     "tiny-causal-lm": "gpuflows.models.llm.load:build_tiny_qwen2",
+    # vision-language: load_vlm_engine(LocalModelConfig, cache) -> VLMEngine, generate(requests
+    # with images) -> results; the endpoint client sends images as OpenAI image_url parts
+    "image-text-to-text": "gpuflows.models.llm.vlm_load:load_vlm_engine",
     # and later "reranker".
 }
 

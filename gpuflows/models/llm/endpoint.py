@@ -130,6 +130,10 @@ class EndpointClient:
                     "prompt: give messages, or use api='completions'"
                 )
             body["messages"] = [dict(m) for m in req.messages]
+            if req.images:  # OpenAI content parts with base64 data URLs
+                from gpuflows.models.llm.images import openai_messages
+
+                body["messages"] = openai_messages(req.messages, req.images)
         else:
             if req.prompt is None:
                 raise InputError(
@@ -319,6 +323,9 @@ class EndpointClient:
         return aio.run(self.agenerate(requests))
 
     def _rendered(self, req: LLMRequest) -> Any:
+        if req.images:  # the images by their bytes' digests (the data URLs are not hashed again)
+            msgs = [dict(m) for m in req.messages or ()]
+            return {"api": self.config.api, "input": msgs, "images": req.image_digests()}
         body = self._body(req)
         return {"api": self.config.api, "input": body.get("messages", body.get("prompt"))}
 
