@@ -58,11 +58,16 @@ def file_sha256(path: str | Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def cache_folder(digest: str) -> Path:
+    """Where the dequantised folder of the GGUF file with SHA-256 ``digest`` is kept."""
+    return cache_root() / "gguf" / digest[:32]
+
+
 def dequantised_folder(gguf_path: str | Path, *, digest: str | None = None) -> Path:
     """A model folder (config, float32 safetensors, tokenizer) for ``gguf_path``, built once."""
     gguf_path = Path(gguf_path)
     digest = digest or file_sha256(gguf_path)
-    target = cache_root() / "gguf" / digest[:32]
+    target = cache_folder(digest)
     marker = target / MARKER
     if marker.is_file() and json.loads(marker.read_text()).get("sha256") == digest:
         return target

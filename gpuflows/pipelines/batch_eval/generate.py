@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from gpuflows.core.evidence.provenance import register_generated
 from gpuflows.pipelines.batch_eval.schema import BatchEvalData
 
 DATASET_NAME = "batch-eval-synthetic"
@@ -152,7 +153,7 @@ def generate(
                 }
             )
             judg.append({"query_id": qid, "candidate_id": cid, "relevance": grade(attrs, cons)})
-    return BatchEvalData(
+    data = BatchEvalData(
         pd.DataFrame(queries),
         pd.DataFrame(cands),
         pd.DataFrame(judg).astype({"relevance": np.int64}),
@@ -164,3 +165,6 @@ def generate(
             f"n_candidates={n_candidates}, noise={noise}, seed={seed})"
         ),
     )
+    # by content digest: written out and passed back as data_path it is still ours (synthetic)
+    register_generated(data.digest(), f"{__name__} v{DATASET_VERSION}")
+    return data

@@ -32,8 +32,13 @@ def summarise(
     (name -> assessment), ``decisions``, ``plots``, ``archive``, ``promote`` and ``payload``."""
     exp = expanded["result"]
     model = evidence.model_ref(
-        head["encoder_digest"], head["weights_digest"], head["n_queries"], data.synthetic
+        head["encoder_digest"],
+        head["weights_digest"],
+        head["n_queries"],
+        data.synthetic,
+        head_path=head["weights_path"],
     )
+    prov = evidence.data_provenance(p.data_path)
     abl_check = AblationResult.model_validate(
         {k: ablation[k] for k in AblationResult.model_fields}
     ).check()
@@ -53,10 +58,20 @@ def summarise(
     n_eval = exp["achieved_size"]
     sections = {
         "expanded set": evidence.section_assessment(
-            data=data, lock=lock, model=model, sample_size=n_eval, checks=[exp_check]
+            data=data,
+            lock=lock,
+            model=model,
+            sample_size=n_eval,
+            checks=[exp_check],
+            provenance=prov,
         ),
         "modality ablation": evidence.section_assessment(
-            data=data, lock=lock, model=model, sample_size=n_eval, checks=[abl_check, trec_check]
+            data=data,
+            lock=lock,
+            model=model,
+            sample_size=n_eval,
+            checks=[abl_check, trec_check],
+            provenance=prov,
         ),
         "SLO baseline": evidence.section_assessment(
             data=data,
@@ -65,6 +80,7 @@ def summarise(
             sample_size=baseline["server"]["requests"],
             checks=slo,
             measured_device=device_used,
+            provenance=prov,
         ),
     }
     overall = min(sections.values(), key=lambda a: a.tier.rank)
