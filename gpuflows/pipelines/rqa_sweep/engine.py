@@ -39,7 +39,9 @@ Backends (one module each; the pieces they share are in
     and rows (float tiles bounded by ``engine_numpy.TILE_BYTES``).
     ``torch`` (:mod:`gpuflows.pipelines.rqa_sweep.engine_torch`): CUDA or CPU, tiled,
     ``estimate_bytes`` for VRAM.
-    ``auto``: torch on CUDA when available, else numba, else numpy.
+    ``cupy`` (:mod:`gpuflows.pipelines.rqa_sweep.engine_cupy`): CUDA RawKernels, one thread
+    per diagonal, then per row, every eps in one pass.
+    ``auto``: :data:`CUDA_AUTO_BACKEND` on CUDA when available, else numba, else numpy.
 
 Minimum input: n >= (m-1)*tau + 2 samples (two vectors); 1 <= len(eps) <= 254, every eps > 0.
 """
@@ -67,7 +69,9 @@ __all__ = [
     "sweep_histograms",
 ]
 
-BACKENDS = ("auto", "numba", "numpy", "torch")
+BACKENDS = ("auto", "numba", "numpy", "torch", "cupy")
+CUDA_AUTO_BACKEND = "torch"
+"""What ``auto`` runs on CUDA. torch until bench/rqa_gpu.py has measured cupy faster on a GPU."""
 
 
 @dataclass
@@ -84,7 +88,7 @@ class SweepHistograms:
         flipped_pairs: float32 runs only: number of R entries (i != j, both triangles, summed
             over eps) whose float32 decision differs from float64; None for float64 runs.
         flipped_per_eps: (E,) int64 of the same count per eps, or None.
-        backend: backend that ran ("numba", "numpy", "torch-cuda", "torch-cpu").
+        backend: backend that ran ("numba", "numpy", "torch-cuda", "torch-cpu", "cupy").
         dtype: "float64" or "float32" (distance and comparison dtype).
     """
 
@@ -158,7 +162,7 @@ def resolve_backend(backend: str = "auto") -> str:
             raise ValueError("backend='numba' needs the numba package (pip install numba)")
         return backend
     if _cuda_available():
-        return "torch"
+        return CUDA_AUTO_BACKEND
     return "numba" if HAVE_NUMBA else "numpy"
 
 
@@ -186,7 +190,7 @@ def sweep_histograms(
         metric: "euclidean", "supremum" or "manhattan".
         theiler: Theiler window w >= 0 for the diagonal histogram (1 = exclude only the LOI).
         normalize: z-score each component first (:func:`gpuflows.pipelines.rqa_sweep.rqa.zscore`).
-        backend: "auto", "numba", "numpy" or "torch".
+        backend: "auto", "numba", "numpy", "torch" or "cupy".
         tile: torch only: diagonals / rows per tile (default: from the memory budget).
         dtype: "float64" (exact, every backend) or "float32" (torch only; counts flips).
         device: torch only: a torch device (default: CUDA if available, else CPU).
@@ -216,6 +220,11 @@ def sweep_histograms(
         res = rqa_torch.sweep_torch(xs, m, tau, N, e, metric, theiler, tile, dtype, device)
         (P_d, P_v, nrec), flips_e, used = res
         flips = None if flips_e is None else int(flips_e.sum())
+    elif backend == "cupy":
+        import gpuflows.pipelines.rqa_sweep.engine_cupy as rqa_cupy
+
+        P_d, P_v, nrec = rqa_cupy.sweep_cupy(xs, m, tau, N, thr, metric, theiler)
+        used = "cupy"
     elif backend == "numba":
         P_d, P_v, nrec = sweep_numba(xs, m, tau, N, thr, metric, theiler)
         used = "numba"
