@@ -5,7 +5,8 @@ Three sub-flows, each of which also runs alone (``--step probe|sample|qa``):
 1. ``factor-probe``: Parquet shards (generated when no ``--input-path``) validated, then the
    shard groups mapped over this flow's task runner -- one process worker per GPU with
    ``--task-runner.kind dask`` (the 4-gpu / 8-gpu presets) -- predict -> complete template ->
-   verify with the VLM; per-shard JSONL + manifest under ``<out>/probe``.
+   verify with the VLM, loaded here or behind ``--probe-endpoint-url`` (one per GPU server);
+   per-shard JSONL, errors and manifest under ``<out>/probe``.
 2. ``factor-sample``: failure records -> ``<out>/failures.jsonl`` (streaming, seeded sample).
 3. ``factor-qa``: one QA pair per record against the endpoint(s) or the local engine;
    ``<out>/qa/qa.jsonl`` and ``<out>/qa/errors.jsonl`` (alone: ``<out-dir>/qa.jsonl``), every
@@ -17,6 +18,8 @@ Artifacts: ``factor-pipeline-progress`` (done / failed / total, rate, ETA) and
     python -m flows.factor_pipeline --preset smoke
     python -m flows.factor_pipeline --step qa --input-path F.jsonl \\
         --endpoint-url http://127.0.0.1:8000/v1 --served-model smollm2 --out-dir D
+    python -m flows.factor_pipeline --step probe --probe-endpoint-url http://127.0.0.1:8001/v1 \\
+        --probe-served-model tiny-vlm --out-dir D
     python -m flows.factor_pipeline --preset 8-gpu --input-path /data/shards \\
         --endpoint-url http://h:8000/v1 ... (8 URLs) --served-model NAME
 """
@@ -54,7 +57,9 @@ def factor_probe(params: FactorParams, out_dir: str) -> dict[str, Any]:
     prepared = prepare_shards(params, out_dir)
     groups = plan_groups(prepared, params)
     with gpu_resources(params.task_runner):  # on Dask: each group holds one GPU worker
-        futures = probe_shard_group.map(groups, unmapped(out_dir), unmapped(params))
+        futures = probe_shard_group.map(
+            groups, list(range(len(groups))), unmapped(out_dir), unmapped(params)
+        )
     results = gather_groups(futures, len(groups))
     return {"probe": finish_probe(prepared, results, params, out_dir), "data": prepared}
 

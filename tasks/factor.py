@@ -26,8 +26,11 @@ from gpuflows.pipelines.factor_pipeline import (
     QAStats,
     ShardInfo,
     build_body,
+    check_vlm,
+    error_kinds,
     generate_shards,
     list_shards,
+    preflight,
     probe_group,
     qa_step,
     sample_failures,
@@ -84,23 +87,40 @@ def _device() -> str:
 
 
 @task(name="factor-probe-group")
-def probe_shard_group(group: list[ShardInfo], out_dir: str, params: FactorParams) -> dict:
-    """One worker's shard group: its VLM loaded once, every unfinished shard probed."""
+def probe_shard_group(
+    group: list[ShardInfo], index: int, out_dir: str, params: FactorParams
+) -> dict:
+    """One worker's shard group: its VLM loaded once (or its endpoint client made once: group
+    ``index`` uses endpoint ``index % len(probe_endpoint_url)``), every unfinished shard probed."""
     per_worker = max(1, params.parquet_sample_size // max(1, params.nproc_per_node))
+    endpoint = params.probe_backend == "endpoint"
+    urls = params.probe_endpoint_url or []
     return probe_group(
         group,
         Path(out_dir) / "probe",
         vlm=params.vlm,
-        device=_device(),
+        device="cpu" if endpoint else _device(),
         batch_size=params.failure_batch_size,
         read_parallel=per_worker,
         max_new_tokens=params.vlm_max_new_tokens,
+        backend=params.probe_backend,
+        endpoint_url=urls[index % len(urls)] if endpoint else None,
+        served_model=params.probe_served_model,
+        concurrency=params.probe_concurrency,
+        max_attempts=params.max_attempts,
+        timeout_s=params.timeout_s,
     )
 
 
 @task(name="factor-plan-groups")
 def plan_groups(prepared: dict[str, Any], params: FactorParams) -> list[list[ShardInfo]]:
-    """NPROC_PER_NODE shard groups, round-robin."""
+    """NPROC_PER_NODE shard groups, round-robin; the VLM spec, or every step-1 endpoint and its
+    served model name, checked first (before any worker spends model time)."""
+    if params.probe_backend == "endpoint":
+        for note in preflight(params.probe_endpoint_url or [], str(params.probe_served_model)):
+            get_run_logger().warning("factor probe: %s", note)
+    else:
+        check_vlm(params.vlm)
     return shard_groups(prepared["infos"], params.nproc_per_node)
 
 
@@ -120,9 +140,12 @@ def finish_probe(
 ) -> dict[str, Any]:
     """The manifest of step 1 and its summary."""
     probe_dir = Path(out_dir) / "probe"
-    extra = {"vlm": params.vlm, "groups": len(results)}
+    endpoint = params.probe_backend == "endpoint"
+    model = params.probe_served_model if endpoint else params.vlm
+    extra = {"vlm": model, "backend": params.probe_backend, "groups": len(results)}
     manifest = write_manifest(probe_dir, prepared["infos"], extra)
-    return summarize_probe(prepared, results, manifest, len(results))
+    out = summarize_probe(prepared, results, manifest, len(results))
+    return out | {"errors_by_kind": error_kinds(probe_dir, prepared["infos"]), "model": model}
 
 
 def summarize_probe(prepared: dict, results: list[dict], manifest: Path, groups: int) -> dict:
@@ -133,8 +156,11 @@ def summarize_probe(prepared: dict, results: list[dict], manifest: Path, groups:
     seconds = max((r["seconds"] for r in results), default=0.0)
     return {
         "images_in": prepared["images"],
-        "records": m["rows"],
+        "records": m["rows"] + m.get("errors", 0),  # every image's outcome: a record or an error
+        "answered": m["rows"],
+        "errors": m.get("errors", 0),
         "failures": m["failures"],
+        "backend": ",".join(sorted({r.get("backend", "local") for r in results})),
         "images_now": images,
         "seconds": seconds,
         "images_per_s": images / seconds if seconds > 0 and images else None,

@@ -118,6 +118,9 @@ def load_vlm_engine(config: LocalModelConfig, cache: CallCache | None = None) ->
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
     device = config.device if config.device != "auto" else f"cuda:{config.gpu_indices()[0]}"
     budget = config.vram_budget_gib or config.max_memory_gib or 0
+    capacity = int(budget * 2**30)
+    if not capacity and device.startswith("cuda"):  # no budget given: what the GPU holds now
+        capacity = torch.cuda.memory_allocated(device) + torch.cuda.mem_get_info(device)[0]
     engine = VLMEngine(
         model,
         processor,
@@ -125,7 +128,7 @@ def load_vlm_engine(config: LocalModelConfig, cache: CallCache | None = None) ->
         device=device,
         cache=cache,
         batch_size=config.batch_size,
-        capacity_bytes=int(budget * 2**30),
+        capacity_bytes=capacity,
         synthetic=resolved.synthetic,
         source=config.spec,
     )

@@ -15,8 +15,20 @@ from gpuflows.pipelines.factor_pipeline.evidence import assess_factor_run
 from gpuflows.pipelines.factor_pipeline.generate import generate_shards, shard_set_digest
 from gpuflows.pipelines.factor_pipeline.outcomes import OutcomeStore, check_exactly_once
 from gpuflows.pipelines.factor_pipeline.params import PRESETS, FactorParams, preset_params
-from gpuflows.pipelines.factor_pipeline.probing import probe_group, shard_groups, write_manifest
-from gpuflows.pipelines.factor_pipeline.qa import LocalBackend, QAStats, qa_step, scan_input
+from gpuflows.pipelines.factor_pipeline.probing import (
+    check_vlm,
+    error_kinds,
+    probe_group,
+    shard_groups,
+    write_manifest,
+)
+from gpuflows.pipelines.factor_pipeline.qa import (
+    LocalBackend,
+    QAStats,
+    preflight,
+    qa_step,
+    scan_input,
+)
 from gpuflows.pipelines.factor_pipeline.report import build_body
 from gpuflows.pipelines.factor_pipeline.sampling import input_files as sampling_inputs
 from gpuflows.pipelines.factor_pipeline.sampling import sample_failures
@@ -33,8 +45,11 @@ __all__ = [
     "assess_factor_run",
     "build_body",
     "check_exactly_once",
+    "check_vlm",
+    "error_kinds",
     "generate_shards",
     "list_shards",
+    "preflight",
     "preset_params",
     "probe_group",
     "qa_step",

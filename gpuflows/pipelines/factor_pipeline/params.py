@@ -15,6 +15,11 @@ preset          NPROC_PER_NODE  FAILURE_BATCH_SIZE  PARQUET_SAMPLE_SIZE  NUM_GPU
 and CONCURRENCY / BATCH_SIZE / REQUEST_DELAY: 5 / 500 / 0.1 (1-gpu), 20 / 1000 / 0.05 (4-gpu and
 8-gpu: 20 x 8 = 160 requests in flight), 4 / 16 / 0 (smoke, this CPU; it also
 samples 6 failures for step 3, 32 new tokens each).
+
+Step 1's VLM runs here (``probe_backend='local'``, ``vlm``) or behind OpenAI-compatible servers
+(``probe_backend='endpoint'``, ``probe_endpoint_url`` one per GPU server, ``probe_served_model``,
+``probe_concurrency`` in flight per server, default FAILURE_BATCH_SIZE: the seed sized step 1's
+per-GPU concurrency from its batch size); step 3's backend is chosen apart (``qa_backend``).
 """
 
 from __future__ import annotations
@@ -49,6 +54,18 @@ class FactorParams(BaseModel):
         description="'tiny-vlm' (random-weight LLaVA, synthetic) or an image-text-to-text folder.",
     )
     vlm_max_new_tokens: int = Field(8, ge=1, le=512)
+    probe_backend: Literal["local", "endpoint"] = Field(
+        "local",
+        description="Step 1's VLM: 'local' (vlm loaded once per worker) or 'endpoint' "
+        "(OpenAI-compatible server(s) serving a VLM; images sent as data URLs).",
+    )
+    probe_endpoint_url: list[str] | None = Field(
+        None, description="Step 1: base URL(s) up to /v1 of the VLM server(s), one per GPU."
+    )
+    probe_served_model: str | None = Field(None, description="Step 1: the served VLM's name.")
+    probe_concurrency: int | None = Field(
+        None, ge=1, le=4096, description="Step 1 requests in flight per endpoint; empty: the batch."
+    )
     n_images: int = Field(24, ge=1, description="Generated data: images in total.")
     n_shards: int = Field(4, ge=1, description="Generated data: Parquet shards.")
     task_runner: TaskRunnerSpec = Field(
@@ -91,6 +108,14 @@ class FactorParams(BaseModel):
                 f"num_gpus: {len(urls)} endpoint URLs but num_gpus={self.num_gpus}; give one URL "
                 "per GPU server (or one URL, used num_gpus times)"
             )
+        if self.probe_endpoint_url and "probe_backend" not in self.model_fields_set:
+            self.probe_backend = "endpoint"  # a step-1 endpoint URL given: it is step 1's backend
+        if self.probe_backend == "endpoint" and not self.probe_endpoint_url:
+            raise ValueError(
+                "probe_endpoint_url: probe_backend='endpoint' needs --probe-endpoint-url URL"
+            )
+        if self.probe_endpoint_url and not self.probe_served_model:
+            raise ValueError("probe_served_model: give the VLM name the step-1 endpoint serves")
         if self.step in ("sample", "qa") and not self.input_path:
             raise ValueError(f"input_path: step={self.step!r} alone needs --input-path")
         return self

@@ -133,8 +133,17 @@ def validate_shards(shards: list[Path], *, check_images: bool = True) -> list[Sh
     return infos
 
 
-def iter_batches(info: ShardInfo, batch_size: int) -> Iterator[list[dict[str, Any]]]:
-    """Records of one shard, ``batch_size`` at a time: id, label, image (PIL), image_ref, meta."""
+def image_file(info: ShardInfo, value: str) -> Path:
+    """The file an ``image_path`` value names (relative to the shard's folder)."""
+    p = Path(value)
+    return p if p.is_absolute() else info.path.parent / p
+
+
+def iter_batches(
+    info: ShardInfo, batch_size: int, *, decode: bool = True
+) -> Iterator[list[dict[str, Any]]]:
+    """Records of one shard, ``batch_size`` at a time: id, label, image (PIL; only with
+    ``decode``), image_bytes (the encoded file), image_path (the column's value), row, meta."""
     import pyarrow.parquet as pq
 
     row = 0
@@ -143,15 +152,17 @@ def iter_batches(info: ShardInfo, batch_size: int) -> Iterator[list[dict[str, An
         out = []
         for i in range(batch.num_rows):
             raw = data[info.image_column][i]
-            out.append(
-                {
-                    "id": data["id"][i],
-                    "label": data["label"][i],
-                    "image": decode_image(raw, shard=info.path, image_column=info.image_column),
-                    "image_path": raw if info.image_column == "image_path" else None,
-                    "row": row + i,
-                    "meta": {c: data[c][i] for c in info.meta_columns},
-                }
-            )
+            by_path = info.image_column == "image_path"
+            rec = {
+                "id": data["id"][i],
+                "label": data["label"][i],
+                "image_bytes": image_file(info, raw).read_bytes() if by_path else raw,
+                "image_path": raw if by_path else None,
+                "row": row + i,
+                "meta": {c: data[c][i] for c in info.meta_columns},
+            }
+            if decode:
+                rec["image"] = decode_image(raw, shard=info.path, image_column=info.image_column)
+            out.append(rec)
         row += batch.num_rows
         yield out
