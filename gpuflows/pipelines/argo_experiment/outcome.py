@@ -96,6 +96,7 @@ def conclude(
         rows=rows,
         totals=tot,
         device_kind=choice.kind,
+        params=p,  # the model and the data's provenance, checked from what p loads
     )
     qinfo = {
         "questions": inputs.questions,

@@ -19,6 +19,7 @@ import json
 import random
 from pathlib import Path
 
+from gpuflows.core.evidence.provenance import register_generated
 from gpuflows.core.store.io import atomic_write_bytes
 from gpuflows.pipelines.argo_experiment.data import Question, QuestionSet, load_jsonl
 
@@ -136,4 +137,6 @@ def load_synthetic(folder: str | Path, n_per_difficulty: int, seed: int = 0) -> 
     qs.source = (
         f"synthetic (gpuflows.pipelines.argo_experiment.synth v{GENERATOR_VERSION}, seed {seed})"
     )
+    # by content digest: the file passed back as ``questions`` is still ours (synthetic)
+    register_generated(qs.digest, f"{__name__} v{GENERATOR_VERSION}")
     return qs
