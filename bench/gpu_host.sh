@@ -5,13 +5,22 @@
 #   here:   bash bench/gpu_host.sh wheels
 #           fetches, for that image's Python (3.12, x86-64), the wheels of what it lacks (Prefect
 #           and its dependencies, diffusers, asyncpg...) into .whl/ (git-ignored, ~45 MB).
-#   there:  GPUFLOWS_GIT_COMMIT=<sha of HEAD here> bash bench/gpu_host.sh run
-#           with .whl carried: installs them to /tmp/site, runs `pytest -m gpu` with REQUIRE_GPU=1
-#           (a missing GPU fails), then the GPU benchmarks, and copies logs and bench/results/*.json
-#           to $OUT. The last lines printed are each step's exit code and summary.
+#   there:  GPUFLOWS_GIT_COMMIT=<sha of HEAD here> bash bench/gpu_host.sh run [a|b]
+#           with .whl carried: installs them to /tmp/site, runs one group of steps, and leaves in
+#           $OUT two files: gpu-run-<group>.tgz (every step's log, nvidia-smi, the
+#           bench/results/*.json this run wrote) and summary-<group>.txt. The last lines printed are
+#           each step's exit code and the last line of its log (a bench's summary line).
 #           PY=<python with everything installed> skips the wheels (a GPU host of your own).
 #
-# Keep the whole run under the device's per-call limit (600 s): the step timeouts add up to 570 s.
+#   groups (`run` alone = a); each fits one device call (600 s at most) with its start-up:
+#     a  gpu-tests 200 s (`pytest -m gpu`, REQUIRE_GPU=1: a missing GPU fails), gpu-baseline on
+#        cuda:0 80 s, rqa-gpu 150 s (seed-scale RQA sweep, torch vs cupy, 45 s timed each),
+#        two-stage-moves-realistic 100 s                                        = 530 s
+#     b  batch-eval-throughput 60 s, argo-throughput-7b 130 s                    = 190 s
+#        (room left in b for the LLM-engine 7B and the factor VLM steps: 370 s)
+#   Keep each group's step timeouts <= 560 s: the wheel install and imports take the rest of the
+#   600 s. A session's device time is 15 minutes in all, start-up included: one group per lease is
+#   the plan; both need two calls (~2 x 10 min at worst), so run b only when a has come back early.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,15 +58,30 @@ wheels() {
 step() {  # step NAME SECONDS COMMAND...: run with a timeout, keep its log, remember its exit code
   local name=$1 secs=$2
   shift 2
-  echo "== $name"
-  timeout "$secs" "$@" >"$OUT/$name.log" 2>&1
+  echo "== $name (timeout $secs s)"
+  timeout "$secs" "$@" >"$LOGS/$name.log" 2>&1
   local rc=$?
-  tail -n 5 "$OUT/$name.log"
-  SUMMARY+=("$name rc=$rc: $(tail -n 1 "$OUT/$name.log")")
+  tail -n 5 "$LOGS/$name.log"
+  SUMMARY+=("$name rc=$rc: $(tail -n 1 "$LOGS/$name.log")")
+}
+
+group_a() {
+  step gpu-tests 200 env REQUIRE_GPU=1 $PY -m pytest -m gpu -q -p no:cacheprovider
+  step gpu-baseline 80 $PY -m flows.gpu_baseline --device cuda:0
+  step rqa-gpu 150 $PY bench/rqa_gpu.py --device cuda --budget-s 45
+  step two-stage-moves-realistic 100 $PY bench/two_stage_moves.py --size realistic --preset smoke
+}
+
+group_b() {
+  step batch-eval-throughput 60 $PY bench/batch_eval_throughput.py --device cuda
+  step argo-throughput-7b 130 $PY bench/argo_throughput.py --model random-qwen2.5-7b \
+    --dtype bfloat16 --device cuda
 }
 
 run() {
   : "${OUT:?run on the device machine, where \$OUT is set}"
+  local group=${1:-a}
+  case "$group" in a | b) ;; *) echo "run: group must be a or b, got '$group'" >&2; return 2 ;; esac
   if [ -z "${PY:-}" ]; then  # the image's python3 plus the carried wheels
     PY=python3
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -66,22 +90,23 @@ run() {
   fi
   export PREFECT_SERVER_ANALYTICS_ENABLED=false
   export GPUFLOWS_GIT_COMMIT=${GPUFLOWS_GIT_COMMIT:-unknown}
-  nvidia-smi -L 2>&1 | tee "$OUT/nvidia-smi.txt"
+  LOGS=$(mktemp -d)
+  local stamp="$LOGS/.started"
+  touch "$stamp"
+  nvidia-smi -L 2>&1 | tee "$LOGS/nvidia-smi.txt"
   $PY -c "import torch, prefect, diffusers; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), '| prefect', prefect.__version__, '| diffusers', diffusers.__version__)"
   SUMMARY=()
-  step gpu-tests 200 env REQUIRE_GPU=1 $PY -m pytest -m gpu -q -p no:cacheprovider
-  step two-stage-moves-realistic 100 $PY bench/two_stage_moves.py --size realistic --preset smoke
-  step gpu-baseline 80 $PY -m flows.gpu_baseline --device cuda:0
-  step batch-eval-throughput 60 $PY bench/batch_eval_throughput.py --device cuda
-  step argo-throughput-7b 130 $PY bench/argo_throughput.py --model random-qwen2.5-7b \
-    --dtype bfloat16 --device cuda
-  cp bench/results/*.json "$OUT/" 2>/dev/null
-  echo "== summary"
+  "group_$group"
+  # $OUT brings back at most 8 files: one archive of the logs and the results this run wrote
+  find bench/results -name '*.json' -newer "$stamp" -exec cp {} "$LOGS/" \;
+  tar czf "$OUT/gpu-run-$group.tgz" -C "$LOGS" --exclude .started .
+  printf '%s\n' "${SUMMARY[@]}" >"$OUT/summary-$group.txt"
+  echo "== summary (group $group; logs and results in gpu-run-$group.tgz)"
   printf '%s\n' "${SUMMARY[@]}"
 }
 
 case "${1:-}" in
   wheels) wheels ;;
-  run) run ;;
-  *) echo "usage: bash bench/gpu_host.sh wheels|run" >&2; exit 2 ;;
+  run) run "${2:-a}" ;;
+  *) echo "usage: bash bench/gpu_host.sh wheels | run [a|b]" >&2; exit 2 ;;
 esac
