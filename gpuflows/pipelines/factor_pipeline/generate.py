@@ -15,6 +15,7 @@ import random
 from pathlib import Path
 
 from gpuflows.core.evidence.digest import bytes_digest
+from gpuflows.core.evidence.provenance import register_generated
 
 COLORS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 70, 220)}
 SHAPES = ("circle", "square", "triangle")
@@ -54,7 +55,7 @@ def generate_shards(
     marker = out / "_SUCCESS"
     args = {"n_images": n_images, "n_shards": n_shards, "seed": seed, "version": 1}
     if marker.is_file() and json.loads(marker.read_text()).get("args") == args:
-        return sorted(out.glob("*.parquet"))
+        return _registered(sorted(out.glob("*.parquet")))
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("*.parquet"):
         old.unlink()
@@ -79,6 +80,13 @@ def generate_shards(
         paths.append(path)
     digest = bytes_digest(b"".join(p.read_bytes() for p in paths))
     marker.write_text(json.dumps({"args": args, "digest": digest}))
+    return _registered(paths)
+
+
+def _registered(paths: list[Path]) -> list[Path]:
+    """Register the shard set's digest as generated: passed back as ``input_path`` (copied,
+    renamed folder) it is still synthetic."""
+    register_generated(shard_set_digest(paths), f"{__name__} v1")
     return paths
 
 
