@@ -114,10 +114,10 @@ CLI_ALIASES = {"--data": "data_path", "--prompts": "prompts_path"}
 
 
 def _head(out: dict) -> list[str]:
-    o, one = out["summary"]["overall"], out["swaps_planned_one_model"]
+    one = out["swaps_planned_one_model"]
     return [
-        f"\ntwo-stage-eval finished: {out['tier']} on {out['device']}: {o['n_scored']} scored, "
-        f"{o['n_failed']} failed, {out['rejected']} rejected; swaps {out['swaps']} "
+        f"\ntwo-stage-eval finished: {out['tier']} on {out['device']}: {out['counts_line']}; "
+        f"swaps {out['swaps']} "
         f"(naive {out['swaps_planned']['naive']}, "
         f"per-category {out['swaps_planned']['per_category']})",
         f"  swaps with a budget for one model: naive {one['naive']}, per-category "

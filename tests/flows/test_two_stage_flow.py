@@ -226,8 +226,11 @@ def test_bad_pairs_are_reported_and_skipped(prefect_harness, results, tmp_path):
     (data / "extra.jsonl").write_text(json.dumps(nocat) + "\n")
     out = two_stage_eval(TwoStageEvalParams(**FAST, data_path=str(data)))
     assert out["rejected"] == 4 and out["summary"]["overall"]["n_scored"] == 10
-    # rejected pairs that named a category count as failed there; "nocat" named none
-    assert out["summary"]["social"]["n_failed"] == 3 and out["summary"]["overall"]["n_failed"] == 3
+    # rejected pairs count as rejected (never also failed), in their category when they named one
+    social, overall = out["summary"]["social"], out["summary"]["overall"]
+    assert (social["n_failed"], social["n_rejected"]) == (0, 3)  # "nocat" named no category
+    assert (overall["n_failed"], overall["n_rejected"]) == (0, 4)
+    assert out["counts"] == {"read": 14, "scored": 10, "failed": 0, "rejected": 4}
     report = json.loads(Path(out["report"]["json"]).read_text())
     assert {r["pair_id"]: r["field"] for r in report["rejected"]} == {
         "broken": "image",

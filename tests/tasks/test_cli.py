@@ -398,6 +398,7 @@ def test_two_stage_eval_main_prints_the_result(monkeypatch, capsys):
         "tier": "T1-Indicative",
         "device": "cpu",
         "summary": {"overall": {"n_scored": 9, "n_failed": 1}},
+        "counts_line": "9 scored, 1 failed, 0 rejected (of 10 pairs read)",
         "rejected": 0,
         "swaps": 2,
         "swaps_planned": {"naive": 20, "per_category": 9},

@@ -19,12 +19,38 @@ from gpuflows.pipelines.two_stage_eval.bench import canonical_category
 from gpuflows.pipelines.two_stage_eval.evidence import assess_run
 from gpuflows.pipelines.two_stage_eval.move_plan import compare
 from gpuflows.pipelines.two_stage_eval.run_plan import TwoStageRun
-from gpuflows.pipelines.two_stage_eval.score_stats import render_markdown, summarize
+from gpuflows.pipelines.two_stage_eval.score_stats import (
+    is_scored,
+    render_markdown,
+    summarize_scores,
+)
 
 REPORT_KEY = "two-stage-eval-report"
 PROGRESS_KEY = "two-stage-eval-progress"
 MONITOR_KEY = "two-stage-eval-monitor"
 REPORT_TITLE = "Two-stage edit-and-score evaluation"
+
+
+@dataclass(frozen=True)
+class PairCounts:
+    """A run's pair counts, computed once in :func:`conclude`: the one source of every count the
+    summary line, the log line, the report and ``report.json`` give (read = scored + failed +
+    rejected; a pair rejected at load is rejected, never also failed)."""
+
+    read: int
+    scored: int
+    failed: int
+    rejected: int
+
+    def line(self) -> str:
+        """``6 scored, 0 failed, 4 rejected (of 10 pairs read)``."""
+        return (
+            f"{self.scored} scored, {self.failed} failed, {self.rejected} rejected "
+            f"(of {self.read} pairs read)"
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in ("read", "scored", "failed", "rejected")}
 
 
 @dataclass(frozen=True)
@@ -40,12 +66,12 @@ class TwoStageOutcome:
     moved: dict[str, Any]
     failed: dict[str, str]
     assessment: TrustAssessment
+    counts: PairCounts
 
     def describe(self) -> str:
-        """One log line: tier, scored, failed, swaps."""
+        """One log line: tier, the pair counts, swaps."""
         return (
-            f"two-stage-eval: {self.assessment.tier.value}, "
-            f"{self.summary['overall']['n_scored']} scored, {len(self.failed)} failed, "
+            f"two-stage-eval: {self.assessment.tier.value}, {self.counts.line()}, "
             f"{self.moved['swaps']} swap(s)"
         )
 
@@ -55,16 +81,30 @@ def conclude(
 ) -> TwoStageOutcome:
     """Statistics, swap counts and the Trust assessment of a run whose stages are done."""
     pairs, loaded = run.pairs, run.loaded
-    # a pair rejected at load is a failed pair of its category (when it named a valid one)
-    summary = summarize(
-        [(q.category, scores[q.pair_id]["score"], scores[q.pair_id]["error"]) for q in pairs]
-        + [(c, None, str(r)) for r in loaded.rejected if (c := canonical_category(r.category))]
+    # a pair rejected at load counts as rejected (in its category when it named a valid one),
+    # never also as failed: failed = ran and got no score
+    summary = summarize_scores(
+        [(q.category, scores[q.pair_id]["score"], scores[q.pair_id]["error"]) for q in pairs],
+        rejected=[canonical_category(r.category) for r in loaded.rejected],
     )
     ne, ns = run.needs["edit"].nbytes, run.needs["reward"].nbytes
     planned = compare(loaded.sizes(), ne, ns, run.capacity)
     # the same data under a budget that holds one model at a time: what the orders cost there
     planned_one = compare(loaded.sizes(), ne, ns, max(ne, ns))
-    failed = {q.pair_id: scores[q.pair_id]["error"] for q in pairs if scores[q.pair_id]["error"]}
+    failed = {
+        q.pair_id: scores[q.pair_id]["error"] or "no score"
+        for q in pairs
+        if not is_scored(scores[q.pair_id]["score"], scores[q.pair_id]["error"])
+    }
+    overall = summary["overall"]
+    counts = PairCounts(
+        read=len(pairs) + len(loaded.rejected),
+        scored=overall["n_scored"],
+        failed=len(failed),
+        rejected=len(loaded.rejected),
+    )
+    if (counts.failed, counts.rejected) != (overall["n_failed"], overall["n_rejected"]):
+        raise RuntimeError(f"pair counts disagree: {counts} vs the statistics' {overall}")
     return TwoStageOutcome(
         run=run,
         scores=scores,
@@ -75,6 +115,7 @@ def conclude(
         moved=run.mgr.summary(),
         failed=failed,
         assessment=assess_run(run, scores, summary),
+        counts=counts,
     )
 
 
@@ -132,8 +173,7 @@ def scores_md(o: TwoStageOutcome) -> str:
     )
     gbps = moved["gb_per_s"]
     lines = [
-        f"Pairs: {len(loaded.pairs)} valid, {len(loaded.rejected)} rejected; "
-        f"device {run.choice.device}.",
+        f"Pairs: {o.counts.line()}; device {run.choice.device}.",
         "",
         "## Scores (0-10)",
         "",
@@ -174,6 +214,7 @@ def report_payload(o: TwoStageOutcome, grant: Any, monitor: Any) -> dict[str, An
     """Everything ``report.json`` holds besides the tier, assessment and lock."""
     run = o.run
     return {
+        "counts": o.counts.as_dict(),
         "summary": o.summary,
         "swaps_planned": o.planned,
         "swaps_planned_one_model": o.planned_one,
@@ -203,13 +244,15 @@ def flow_result(o: TwoStageOutcome, published: dict, grant: Any, monitor: Any) -
     """What the flow returns: tier, statistics, swaps, report paths, failures, resources."""
     return {
         "tier": o.assessment.tier.value,
+        "counts": o.counts.as_dict(),
+        "counts_line": o.counts.line(),
         "summary": o.summary,
         "swaps": o.moved["swaps"],
         "swaps_planned": o.planned,
         "swaps_planned_one_model": o.planned_one,
         "report": published,
         "failed": o.failed,
-        "rejected": len(o.run.loaded.rejected),
+        "rejected": o.counts.rejected,
         "device": o.run.choice.device,
         "batching": o.batching,
         "vram_grant": grant.model_dump(mode="json"),

@@ -5,7 +5,9 @@ A record is ``(category, score, error)`` (or ``(category, score)``). It counts a
 a NaN/inf score). Per group (each category, then ``overall`` = every record pooled, i.e. the mean
 over pairs, not the mean of the category means):
 
-* ``n_scored``, ``n_failed``;
+* ``n_scored``, ``n_failed`` (pairs that ran and got no score), ``n_rejected`` (pairs rejected
+  at load, before any model: given separately, never counted as failed; overall: every rejected
+  pair, also those that named no valid category);
 * ``mean`` (NaN with no score), ``std`` — the *sample* standard deviation (``ddof=1``),
   NaN when ``n_scored < 2``;
 * ``ci_low``, ``ci_high`` — a 95 % interval of the mean that respects the score's scale
@@ -32,7 +34,7 @@ from scipy import stats
 from gpuflows.pipelines.two_stage_eval.bench import CATEGORIES, canonical_category
 
 LEVEL = 0.95
-FIELDS = ("n_scored", "n_failed", "mean", "std", "ci_low", "ci_high", "min", "max")
+FIELDS = ("n_scored", "n_failed", "n_rejected", "mean", "std", "ci_low", "ci_high", "min", "max")
 SCALE = (0.0, 10.0)
 """The judge's score scale: every interval lies inside it."""
 MIN_N_CI = 5
@@ -63,7 +65,9 @@ def mean_interval(
     return max(scale[0], lo), min(scale[1], hi), "bootstrap BCa"
 
 
-def describe(scores: Iterable[float], n_failed: int = 0, level: float = LEVEL) -> dict[str, Any]:
+def describe(
+    scores: Iterable[float], n_failed: int = 0, level: float = LEVEL, n_rejected: int = 0
+) -> dict[str, Any]:
     """The statistics of one group (module docstring) from its finite scores."""
     x = np.asarray(list(scores), dtype=np.float64)
     n = int(x.size)
@@ -73,6 +77,7 @@ def describe(scores: Iterable[float], n_failed: int = 0, level: float = LEVEL) -
     return {
         "n_scored": n,
         "n_failed": int(n_failed),
+        "n_rejected": int(n_rejected),
         "mean": mean,
         "std": std,
         "ci_low": lo,
@@ -83,7 +88,8 @@ def describe(scores: Iterable[float], n_failed: int = 0, level: float = LEVEL) -
     }
 
 
-def _is_scored(score: Any, error: Any) -> bool:
+def is_scored(score: Any, error: Any) -> bool:
+    """A record counts as scored: a finite number and no error (else it failed)."""
     if error is not None or score is None or isinstance(score, bool):
         return False
     try:
@@ -97,6 +103,7 @@ def summarize_scores(
     *,
     categories: Iterable[str] | None = None,
     level: float = LEVEL,
+    rejected: Iterable[str | None] = (),
 ) -> dict[str, dict[str, Any]]:
     """Statistics per category and ``overall`` (module docstring), ready for a table.
 
@@ -106,10 +113,12 @@ def summarize_scores(
         categories: rows always shown, in this order, even with no record (default: the
             categories present, in :data:`CATEGORIES` order, then any others as first seen).
         level: confidence level of the interval.
+        rejected: the category of each pair rejected at load (None or an unknown name: it
+            counts in ``overall`` only).
 
     Returns:
-        ``{category: {n_scored, n_failed, mean, std, ci_low, ci_high, min, max}, ...,
-        "overall": {...}}``.
+        ``{category: {n_scored, n_failed, n_rejected, mean, std, ci_low, ci_high, min, max},
+        ..., "overall": {...}}``.
     """
     groups: dict[str, tuple[list[float], list[int]]] = {}
     for rec in records:
@@ -117,10 +126,17 @@ def summarize_scores(
         error = rec[2] if len(rec) > 2 else None
         cat = canonical_category(cat_raw) or str(cat_raw)
         scored, failed = groups.setdefault(cat, ([], [0]))
-        if _is_scored(score, error):
+        if is_scored(score, error):
             scored.append(float(score))
         else:
             failed[0] += 1
+    rejected = list(rejected)
+    n_rej: dict[str, int] = {}
+    for c in rejected:
+        cat = canonical_category(c) if c is not None else None
+        if cat is not None:
+            n_rej[cat] = n_rej.get(cat, 0) + 1
+            groups.setdefault(cat, ([], [0]))
     if categories is not None:
         order = [canonical_category(c) or str(c) for c in categories]
     else:
@@ -129,9 +145,9 @@ def summarize_scores(
     out = {}
     for cat in order:
         scored, failed = groups.get(cat, ([], [0]))
-        out[cat] = describe(scored, failed[0], level)
+        out[cat] = describe(scored, failed[0], level, n_rej.get(cat, 0))
     every = [s for scored, _ in groups.values() for s in scored]
-    out["overall"] = describe(every, sum(f[0] for _, f in groups.values()), level)
+    out["overall"] = describe(every, sum(f[0] for _, f in groups.values()), level, len(rejected))
     return out
 
 
@@ -147,10 +163,13 @@ def _fmt(v: float, digits: int) -> str:
 def render_markdown(
     summary: dict[str, dict[str, Any]], digits: int = 2, level: float = LEVEL
 ) -> str:
-    """A markdown table of a :func:`summarize_scores` result (NaN as ``n/a``)."""
+    """A markdown table of a :func:`summarize_scores` result (NaN as ``n/a``); a ``rejected``
+    column when any pair was rejected at load."""
+    rej = any(s.get("n_rejected") for s in summary.values())
     rows = [
-        f"| category | scored | failed | mean | std | {level * 100:g} % CI | min | max |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        f"| category | scored | failed |{' rejected |' if rej else ''} mean | std | "
+        f"{level * 100:g} % CI | min | max |",
+        "|---|---:|---:|" + ("---:|" if rej else "") + "---:|---:|---|---:|---:|",
     ]
     for cat, s in summary.items():
         ci = (
@@ -160,5 +179,6 @@ def render_markdown(
         )
         cells = [_fmt(s[k], digits) for k in ("mean", "std")] + [ci]
         cells += [_fmt(s[k], digits) for k in ("min", "max")]
-        rows.append(f"| {cat} | {s['n_scored']} | {s['n_failed']} | " + " | ".join(cells) + " |")
+        counts = [s["n_scored"], s["n_failed"]] + ([s.get("n_rejected", 0)] if rej else [])
+        rows.append(f"| {cat} | " + " | ".join(map(str, counts + cells)) + " |")
     return "\n".join(rows)

@@ -134,3 +134,17 @@ def test_interval_respects_the_scale_and_says_when_n_is_too_small():
     # n = 2: too few for an interval, and the reason is stated
     two = describe([9.9, 9.9])
     assert math.isnan(two["ci_low"]) and two["ci_method"] == "none: n=2 < 5 scores"
+
+
+def test_rejected_pairs_are_counted_apart_from_failed_ones():
+    out = summarize_scores(
+        [("social", 6.0, None), ("social", None, "no number"), ("causal", 5.0, None)],
+        rejected=["social", "社会", None, "no-such-category"],
+    )
+    assert (out["social"]["n_failed"], out["social"]["n_rejected"]) == (1, 2)
+    assert out["causal"]["n_rejected"] == 0
+    assert (out["overall"]["n_failed"], out["overall"]["n_rejected"]) == (1, 4)  # all of them
+    lines = render_markdown(out).splitlines()
+    assert lines[0].startswith("| category | scored | failed | rejected | mean |")
+    assert any(ln.startswith("| social | 1 | 1 | 2 | 6.00 |") for ln in lines)
+    assert "rejected" not in render_markdown(summarize_scores([("social", 6.0, None)]))
