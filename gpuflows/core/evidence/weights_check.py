@@ -201,7 +201,7 @@ def check_package_file(path: str | os.PathLike[str], package: str) -> CheckResul
         return CheckResult(
             name="shipped_file", passed=False, reason=f"package {package} is not installed"
         )
-    raw = hashlib.sha256(p.read_bytes()).digest() if p.is_file() else b""
+    raw = bytes.fromhex(_sha256(p)) if p.is_file() else b""  # streamed: GGUFs run to GBs
     want = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     recorded = [f for f in dist.files or [] if f.hash is not None and f.hash.mode == "sha256"]
     match = next((f for f in recorded if raw and f.hash.value == want), None)
