@@ -28,6 +28,7 @@ weights + KV cache of the text model's layers). No Prefect.
 from __future__ import annotations
 
 import io
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -161,6 +162,7 @@ class VLMEngine:
         )
         self.pad_id = int(pad) if pad is not None else min(self.eos_ids, default=0)
         self._decoded: OrderedDict[str, Any] = OrderedDict()
+        self._decoded_lock = threading.Lock()  # the server checks requests beside a batch
         self.placement: Any = None
         self.counts = {
             "calls": 0,  # requests the model ran
@@ -193,20 +195,22 @@ class VLMEngine:
         return text
 
     def _image(self, digest: str, data: bytes, where: str) -> Any:
-        im = self._decoded.get(digest)
-        if im is None:
-            from PIL import Image, UnidentifiedImageError
+        with self._decoded_lock:
+            im = self._decoded.get(digest)
+            if im is not None:
+                self._decoded.move_to_end(digest)
+                return im
+        from PIL import Image, UnidentifiedImageError
 
-            try:
-                with Image.open(io.BytesIO(data)) as raw:
-                    im = raw.convert("RGB")
-            except (UnidentifiedImageError, OSError, ValueError) as exc:
-                raise InputError(f"{where}: the image does not decode ({exc})") from None
+        try:
+            with Image.open(io.BytesIO(data)) as raw:
+                im = raw.convert("RGB")
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise InputError(f"{where}: the image does not decode ({exc})") from None
+        with self._decoded_lock:
             self._decoded[digest] = im
             while len(self._decoded) > _DECODED_MAX:
                 self._decoded.popitem(last=False)
-        else:
-            self._decoded.move_to_end(digest)
         return im
 
     def check(self, req: LLMRequest) -> str:
