@@ -171,3 +171,14 @@ def test_honest_path_reaches_t2_then_t3(tmp_path):
     assert a2.tier is Tier.T2, a2.missing_for_next
     a3 = assess(ev.model_copy(update=t3_fields(lock)), policy())
     assert a3.tier is Tier.T3, a3.missing_for_next
+
+
+def test_a_vlm_behind_an_endpoint_cannot_be_checked():
+    p = FactorParams(
+        probe_backend="endpoint",
+        probe_endpoint_url=["http://10.0.0.6:8000/v1"],
+        probe_served_model="llava-1.5-7b-hf",
+    )
+    ref = vlm_ref(p, {"synthetic_model": False})
+    assert not ref.weights_check.passed and "cannot be read" in ref.weights_check.reason
+    assert ref.source == "endpoint http://10.0.0.6:8000/v1 model llava-1.5-7b-hf"
