@@ -1,9 +1,14 @@
-"""Shared test fixtures: one Prefect test harness per session, GPU marker handling."""
+"""Shared test fixtures: one Prefect test harness per session, GPU marker handling, and one
+migrated SQLite database copied into each real loopback server's home."""
 
 from __future__ import annotations
 
 import functools
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -49,6 +54,81 @@ def pytest_runtest_setup(item):
         pytest.fail(
             "REQUIRE_GPU=1 but no CUDA device (torch.cuda.is_available() is False)", pytrace=False
         )
+
+
+# --- a migrated database for the real servers ------------------------------------------------
+# A `prefect server start` on an empty SQLite file spends ~7-20 s (2 cores) running every Alembic
+# migration. When tests of two or more modules start such servers, Prefect's own `prefect server
+# database upgrade` builds the schema once, in the background from the end of collection (while
+# the tests before them run); each server's home then gets a copy, and the server's start only
+# checks the schema is at head. With one such module the server migrates its own database: the
+# build would cost as much as it saves.
+
+_DB_TEMPLATE: dict[str, object] = {}
+
+
+def _start_db_template_build() -> None:
+    if _DB_TEMPLATE:
+        return
+    from deployments.local_server import LocalServer
+
+    home = Path(tempfile.mkdtemp(prefix="db-template-", dir=_TMP))
+    log = open(home / "upgrade.log", "wb")  # noqa: SIM115 - closed when the build is awaited
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"],
+        cwd=home,  # like LocalServer: not the repository root, whose prefect.toml would apply
+        env=LocalServer(home).env(),  # the same settings and database URL a LocalServer gets
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _DB_TEMPLATE.update(proc=proc, log=log, db=home / "prefect.db")
+
+
+def pytest_collection_finish(session):
+    users = {item.path for item in session.items if "seed_server_db" in item.fixturenames}
+    if len(users) >= 2:
+        _start_db_template_build()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    proc = _DB_TEMPLATE.get("proc")
+    if isinstance(proc, subprocess.Popen) and proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def server_db_template() -> Path | None:
+    """A SQLite database migrated to head by ``prefect server database upgrade`` (no data), or
+    None when no build was started (see above)."""
+    if not _DB_TEMPLATE:
+        return None
+    proc, log, db = _DB_TEMPLATE["proc"], _DB_TEMPLATE["log"], _DB_TEMPLATE["db"]
+    try:
+        rc = proc.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        pytest.fail("prefect server database upgrade did not finish in 300 s")
+    log.close()
+    if rc != 0:
+        text = (Path(db).parent / "upgrade.log").read_text(errors="replace")[-3000:]
+        pytest.fail(f"prefect server database upgrade failed (exit {rc}):\n{text}")
+    return Path(db)
+
+
+@pytest.fixture(scope="session")
+def seed_server_db(server_db_template):
+    """``seed(home)``: a copy of the migrated database where ``LocalServer(home)`` keeps its own
+    (nothing when there is no template: that server then migrates a new database itself)."""
+
+    def seed(home: Path) -> Path:
+        home.mkdir(parents=True, exist_ok=True)
+        if server_db_template is not None:
+            shutil.copyfile(server_db_template, home / "prefect.db")
+        return home
+
+    return seed
 
 
 @pytest.fixture(scope="session")

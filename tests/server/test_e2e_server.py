@@ -87,10 +87,10 @@ def create_zombie_automation(api_url: str, within_s: int = ZOMBIE_WITHIN_S) -> s
 
 
 @pytest.fixture(scope="module")
-def e2e(tmp_path_factory, request):
+def e2e(tmp_path_factory, request, seed_server_db):
     base = tmp_path_factory.mktemp("e2e-server")
     t0 = time.monotonic()
-    server = LocalServer(base / "server-home")
+    server = LocalServer(seed_server_db(base / "server-home"))
     request.addfinalizer(server.stop)  # registered before starting: runs on any failure
     server.start()
     ctx = E2E(base=base, api_url=server.api_url)

@@ -26,9 +26,9 @@ AUTH = "admin:secret"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, request):
+def server(tmp_path_factory, request, seed_server_db):
     srv = LocalServer(
-        tmp_path_factory.mktemp("auth-server"),
+        seed_server_db(tmp_path_factory.mktemp("auth-server")),
         extra_env={"PREFECT_SERVER_API_AUTH_STRING": AUTH},
     )
     request.addfinalizer(srv.stop)
