@@ -124,6 +124,8 @@ class Scenario:
     gpu: int
     lease_storage: str = "filesystem"
     restart: bool = False
+    #: more environment for this scenario's server (e.g. a shorter repossessor loop in tests)
+    server_env: dict[str, str] = field(default_factory=dict)
     # filled in by run()
     server: LocalServer | None = None
     holder: subprocess.Popen | None = None
@@ -197,7 +199,11 @@ def run(
 
     try:
         for sc in scenarios:
-            sc.server = LocalServer(workdir / f"{sc.name}-server", lease_storage=sc.lease_storage)
+            sc.server = LocalServer(
+                workdir / f"{sc.name}-server",
+                lease_storage=sc.lease_storage,
+                extra_env=sc.server_env,
+            )
             sc.server.start(wait=False)
         for sc in scenarios:
             took = sc.server.wait_healthy()
