@@ -109,6 +109,7 @@ def run_group_chunk(
     rows = len(questions) * len(params.seeds) * len(group.policies)
     with vram_budget(vram_estimate(backend, rows=rows), device=choice) as grant:
         out = run_unit(backend, retriever, prompts, params, group, questions)
+    out["model"] = backend_record(backend, params)
     out["vram"] = {
         "occupy_gib": grant.occupy_gib,
         "basis": grant.estimate_basis,
@@ -136,20 +137,15 @@ def run_unit_task(*args: Any) -> dict[str, Any]:
     return out
 
 
-def backend_record(p: ArgoParams, choice: DeviceChoice, cache_path: str) -> dict[str, Any]:
-    """The backend's record (model identity, device, dtype, counts, cache) for the report."""
-    b = backend_for(p, choice, cache_path)
-    if hasattr(b, "record"):
-        return b.record()
-    return {
-        "backend": "endpoint",
-        "model": b.identity,
-        "source": p.endpoint_model,
-        "synthetic": False,
-        "device": "endpoint",
-        "counts": dict(b.counts),
-        "cache": b.cache.stats() if b.cache else None,
-    }
+def backend_record(backend: Any, p: ArgoParams) -> dict[str, Any]:
+    """Which model answered (identity, source, synthetic, device, dtype) for the run's record;
+    call counts live in each unit's ``counts``, not here (the backend is shared by units)."""
+    if hasattr(backend, "record"):
+        rec = backend.record()
+    else:
+        rec = {"backend": "endpoint", "model": backend.identity, "source": p.endpoint_model}
+        rec |= {"synthetic": False, "device": "endpoint"}
+    return {k: v for k, v in rec.items() if k not in ("counts", "cache", "model_seconds")}
 
 
 def work_paths() -> dict[str, Path]:

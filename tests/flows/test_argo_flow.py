@@ -50,6 +50,9 @@ def test_report_rows_graphs_and_tier(runs):
     assert t["model_calls"] > 0 and t["seed_way_calls"] > t["model_calls"]
     md = read_artifacts(REPORT_KEY)[0].data
     assert "T1-Indicative" in md and "data:image/png" in md
+    model = report["model"]  # which model answered, from the backend the units used
+    assert model["source"] == "tiny-qwen2" and model["synthetic"] is True
+    assert model["device"] == "cpu" and "counts" not in model
 
 
 def test_rerun_is_served_by_the_task_cache_with_zero_model_calls(runs):
@@ -72,3 +75,29 @@ def test_bad_question_file_fails_before_any_model(prefect_harness, tmp_path):
 def test_cli_rejects_bad_values_with_exit_2(capsys):
     assert main(["--n-questions", "0"]) == 2
     assert "--n-questions" in capsys.readouterr().err
+
+
+def test_counts_agree_in_summary_log_and_report(runs):
+    """One totals dict per run: the terminal summary, the log line and the report give it."""
+    import ast
+
+    from flows.argo_experiment import _head
+    from tests.fixtures.flow_logs import flow_run_messages
+
+    first, _ = runs
+    t = first["totals"]
+    head = "\n".join(_head(first))
+    assert (
+        f"calls: {t['model_calls']} run by the model, {t['cache_hits']} cached, "
+        f"{t['shared_in_batch']} shared; the seeds' way: {t['seed_way_calls']}" in head
+    )
+    (line,) = [
+        m
+        for m in flow_run_messages(first["report"]["flow_run_id"])
+        if m.startswith("argo-experiment: ")
+    ]
+    assert ast.literal_eval(line.split(", ", 1)[1]) == t
+    assert json.loads(Path(first["report"]["json"]).read_text())["totals"] == t
+    md = Path(first["report"]["markdown"]).read_text()
+    assert f"{t['cache_hits']} answered by the call cache, **{t['model_calls']}**" in md
+    assert f"**{t['seed_way_calls']}**" in md
