@@ -142,7 +142,7 @@ def rqa_sweep(params: RqaSweepParams = RqaSweepParams()) -> dict[str, Any]:  # n
         payload=report.payload,
         out_dir=out,
     )
-    tier, rows = report.assessment.tier.value, len(tables.tidy)
+    tier, rows = report.assessment.tier.value, report.payload["rows"]
     log.info("rqa-sweep: %s, %d rows -> %s", tier, rows, tables.table)
     return {
         "tier": tier,

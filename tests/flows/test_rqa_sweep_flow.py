@@ -265,3 +265,21 @@ def test_dask_task_runner_spreads_units_over_a_local_cluster(prefect_harness, fa
         f"a unit the Dask workers ran ran again: {states}"
     )
     assert pd.read_parquet(again["table"]).equals(tidy)
+
+
+def test_row_count_agrees_in_summary_log_and_report(smoke_run):
+    """One row count per run (the tidy table's): the terminal summary, the log line, the report
+    and report.json give the same number."""
+    from flows.rqa_sweep import _head
+    from tests.fixtures.flow_logs import flow_run_messages
+
+    out, _ = smoke_run
+    rows = out["rows"]
+    assert rows == len(pd.read_parquet(out["table"])) > 0
+    assert f", {rows:,} rows" in _head(out)[0]
+    logged = [m for m in flow_run_messages(out["report"]["flow_run_id"]) if " rows -> " in m]
+    assert logged and all(f", {rows} rows -> " in m for m in logged), logged
+    report = json.loads(Path(out["report"]["json"]).read_text())
+    assert report["rows"] == report["rows_expected"] == rows
+    md = Path(out["report"]["markdown"]).read_text()
+    assert f"Rows: {rows:,} of {rows:,} (subject x series x combination)." in md

@@ -104,16 +104,18 @@ def build_report(
     backend = ",".join(sorted({r["backend"] for r in results}))
     fallbacks = [f for r in results for f in r["fallbacks"]]
     n_subjects = int(frame["subject_id"].nunique())
+    rows, expected = len(tidy), n_series * p.n_combinations  # the run's one row count
     assessment = sweep_assessment(
         p,
         synthetic=synthetic,
         lock=lock,
         n_subjects=n_subjects,
-        rows=len(tidy),
-        expected=n_series * p.n_combinations,
+        rows=rows,
+        expected=expected,
         device_used=device_used,
     )
     body = summary_md(p, tables.stats, n_subjects, device_used, backend, tables.plots)
+    body += f"\n\nRows: {rows:,} of {expected:,} (subject x series x combination)."
     if synthetic:
         body = SYNTHETIC_NOTE + body
     flips = [r["flipped_pairs"] for r in computed.values() if r["flipped_pairs"] is not None]
@@ -128,7 +130,8 @@ def build_report(
     payload = {
         "table": str(tables.table),
         "plots": tables.plots,
-        "rows": len(tidy),
+        "rows": rows,
+        "rows_expected": expected,
         "device_used": device_used,
         "backend": backend,
         "fallbacks": fallbacks,
