@@ -15,7 +15,8 @@ def build_body(steps: dict[str, dict[str, Any]], notes: list[str]) -> str:
     p, s, q = steps.get("probe"), steps.get("sample"), steps.get("qa")
     if p:
         rows.append(
-            f"| 1 probe | {p['images_in']} | {p['records']} ({p['failures']} failures) | - | "
+            f"| 1 probe | {p['images_in']} | {p['records']} ({p['failures']} failures) | "
+            f"{p.get('errors', 0)} | "
             f"{_rate(p.get('images_per_s'), 'img/s')} | {p['seconds']:.1f} |"
         )
     if s:
@@ -48,10 +49,14 @@ def build_body(steps: dict[str, dict[str, Any]], notes: list[str]) -> str:
                     f"{counts.get('in_flight_max', 0)} (limit {b.get('concurrency')})"
                 )
     if p:
+        kinds = p.get("errors_by_kind") or {}
         parts += [
             "## Probe",
             f"- device {p['device']}, {p['groups']} shard group(s), "
             f"model load {p['load_s']:.1f} s; manifest `{p['manifest']}`",
+            f"- answered {p.get('answered', p['records'])}, errors {p.get('errors', 0)} "
+            f"({', '.join(f'{k}: {v}' for k, v in sorted(kinds.items())) or 'none'}): "
+            "a record whose calls fail after their retries is in `errors/<shard>.jsonl`",
         ]
     if notes:
         parts += ["## Notes", *[f"- {n}" for n in notes]]
