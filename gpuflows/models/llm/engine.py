@@ -5,8 +5,11 @@ as their batch finishes):
 
 * Each request is rendered to token ids: a raw ``prompt`` as the tokenizer encodes it, chat
   ``messages`` through the tokenizer's chat template with the generation prompt.
-* The call cache answers what it has (no model call); the rest are sorted by prompt length and
-  run in static batches of ``BatchSizer.size`` (from the VRAM budget on a GPU, an OOM halves it).
+* The call cache answers what it has (no model call); the rest are sorted by output cap, then
+  prompt length, and run in static batches of ``BatchSizer.size`` (from the VRAM budget on a
+  GPU, an OOM halves it; :data:`CPU_BATCH` on the CPU) -- ``batching="bucketed"``. With
+  ``batching="continuous"`` greedy requests go through transformers' continuous batching
+  instead (:mod:`gpuflows.models.llm.continuous`).
 * One decoding loop of our own over ``model(...)`` with a ``DynamicCache``, so every row keeps its
   own settings: greedy or sampled (temperature, top_p, a torch generator per request seeded by
   ``(seed, sample_index)``), ``max_new_tokens``, stop strings and end-of-sequence. A row that
@@ -30,12 +33,29 @@ import copy
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from gpuflows.core.faults import InputError
 from gpuflows.core.memory.batch_sizer import BatchSizer, ItemOOM
 from gpuflows.models.llm.cache import CallCache, call_key
 from gpuflows.models.llm.config import CallError, LLMRequest, LLMResult
+
+Batching = Literal["auto", "bucketed", "continuous"]
+CPU_BATCH = 16
+"""Rows per batch on the CPU when none is given (decode is weight-bandwidth bound: a step of 16
+rows costs about twice a step of one)."""
+
+
+def default_batching(device: str) -> str:
+    """What ``batching="auto"`` picks on ``device`` (measured: ``bench/llm_calls.py``)."""
+    return "bucketed"
+
+
+_BATCHING_NOTE = {
+    "bucketed": "length-bucketed static batches; finished rows leave the batch",
+    "continuous": "transformers continuous batching (paged cache; a finished request's slot "
+    "takes the next one) for greedy requests; sampled ones in bucketed batches",
+}
 
 
 @dataclass
@@ -80,10 +100,17 @@ class LocalEngine:
         shared_prefix_min_tokens: int = 16,
         synthetic: bool = False,
         source: str = "",
+        batching: Batching = "auto",
     ) -> None:
         self.model, self.tokenizer = model, tokenizer
         self.identity, self.device, self.cache = identity, device, cache
         self.synthetic, self.source = synthetic, source
+        if batching not in ("auto", "bucketed", "continuous"):
+            raise InputError(f"batching={batching!r}: use 'auto', 'bucketed' or 'continuous'")
+        self.batching: str = default_batching(device) if batching == "auto" else batching
+        if batch_size is None and not device.startswith("cuda"):
+            batch_size = CPU_BATCH
+        self.capacity_bytes = capacity_bytes
         self.sizer = BatchSizer(batch_size, device, capacity_bytes)
         self.min_prefix = shared_prefix_min_tokens
         self.pad_id = self._pad_id()
@@ -170,7 +197,8 @@ class LocalEngine:
             "model_seconds": round(self.seconds, 3),
             "batch_sizer": self.sizer.record(),
             "cache": self.cache.stats() if self.cache is not None else None,
-            "batching": "length-bucketed static batches; finished rows leave the batch",
+            "batching": self.batching,
+            "batching_note": _BATCHING_NOTE[self.batching],
         }
 
     # -- work -----------------------------------------------------------------------------------
@@ -185,7 +213,18 @@ class LocalEngine:
                 yield i, hit.model_copy(update={"id": req.id})
             else:
                 pending.append(_Item(i, req, ids, key))
-        pending.sort(key=lambda it: (len(it.ids), it.ids))
+        if self.batching == "continuous" and any(it.req.greedy for it in pending):
+            from gpuflows.models.llm.continuous import run_continuous
+
+            greedy = [it for it in pending if it.req.greedy]
+            pending = [it for it in pending if not it.req.greedy]  # own seeded generators
+            for item, res in run_continuous(self, greedy):
+                if self.cache is not None:
+                    self.cache.put(item.key, self.identity, res)
+                yield item.index, res
+        # by output cap, then prompt length: a batch's rows tend to end together (a row that
+        # ends early leaves a smaller batch whose steps cost nearly as much), then little padding
+        pending.sort(key=lambda it: (it.req.max_new_tokens, len(it.ids), it.ids))
         pos = 0
         while pos < len(pending):
             chunk = pending[pos : pos + max(1, self.sizer.size)]
@@ -224,6 +263,7 @@ class LocalEngine:
             position_ids=torch.arange(start, n, device=ids.device)[None],
             past_key_values=cache,
             use_cache=True,
+            logits_to_keep=1,
         )
         self._memo = (prefix, copy.deepcopy(cache))
         return cache, n - start
@@ -276,6 +316,7 @@ class LocalEngine:
             position_ids=position[:, p:],
             past_key_values=cache,
             use_cache=True,
+            logits_to_keep=1,
         )
         self.counts["batches"] += 1
         self.counts["calls"] += b
@@ -345,7 +386,12 @@ class LocalEngine:
                     prompt_tokens=len(it.ids),
                     completion_tokens=len(generated[i]),
                     attempts=1,
-                    batch={"batch": batch_no, "size": b, "shared_prefix_tokens": p},
+                    batch={
+                        "batching": "bucketed",
+                        "batch": batch_no,
+                        "size": b,
+                        "shared_prefix_tokens": p,
+                    },
                 )
             )
         return results
