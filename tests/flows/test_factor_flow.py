@@ -152,3 +152,31 @@ def test_probe_groups_on_two_dask_process_workers(prefect_harness, fast_worker_s
     assert len(pids) == 2 and os.getpid() not in pids  # two worker processes, not this one
     manifest = json.loads(Path(probe["manifest"]).read_text())
     assert [s["rows"] for s in manifest["shards"]] == [2, 2]
+
+
+def test_step_counts_agree_in_summary_log_and_report(run):
+    """One record per step (what the step returned): the terminal summary, the qa step's log
+    line, the report's step table and report.json give the same counts."""
+    from flows.factor_pipeline import _head
+    from tests.fixtures.flow_logs import flow_run_messages
+
+    _, first, _ = run
+    s = first["steps"]
+    p, q = s["probe"], s["qa"]
+    head = _head(first)
+    assert f"  qa: records {q['records']}, qa {q['qa']}, errors {q['errors']}" in "\n".join(head)
+    assert any(
+        ln.startswith(f"  probe: records {p['records']}, failures {p['failures']}") for ln in head
+    )
+    logs = flow_run_messages(first["report"]["flow_run_id"], subflows=True)
+    qa_lines = [m for m in logs if m.startswith("factor qa: ")]
+    assert qa_lines and all(
+        m.startswith(f"factor qa: {q['qa']} qa, {q['errors']} errors") for m in qa_lines
+    ), qa_lines
+    md = Path(first["report"]["markdown"]).read_text()
+    assert f"| 3 qa | {q['records']} | {q['qa']} | {q['errors']} |" in md
+    assert f"| 1 probe | {p['images_in']} | {p['records']} ({p['failures']} failures) |" in md
+    saved = json.loads(Path(first["report"]["json"]).read_text())["steps"]
+    assert {k: saved["qa"][k] for k in ("records", "qa", "errors")} == {
+        k: q[k] for k in ("records", "qa", "errors")
+    }
