@@ -50,40 +50,10 @@ SEED_FULL_CALLS = 400_000  # the seed's own count: 1000 q x 4 strategies x 10 c_
 def random_qwen25_7b(device: str, dtype: str, cache: CallCache | None, batch_size: int | None):
     """A random-weight model of Qwen2.5-7B's architecture (same shapes and cost), on ``device``,
     with the tiny byte-level tokenizer (ids fit the 152,064-token vocabulary)."""
-    import torch
-    from transformers import AutoTokenizer, Qwen2Config, Qwen2ForCausalLM
+    from gpuflows.models.llm.random_arch import random_arch_engine
 
-    from gpuflows.models.llm.engine import LocalEngine
-    from gpuflows.models.llm.load import resolve_spec
-
-    tok = AutoTokenizer.from_pretrained(resolve_spec("tiny-qwen2").path)
-    cfg = Qwen2Config(
-        vocab_size=152064,
-        hidden_size=3584,
-        intermediate_size=18944,
-        num_hidden_layers=28,
-        num_attention_heads=28,
-        num_key_value_heads=4,
-        max_position_embeddings=32768,
-        rope_theta=1e6,
-        tie_word_embeddings=False,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-    )
-    torch.manual_seed(0)
-    with torch.device(device):
-        model = Qwen2ForCausalLM(cfg).to(getattr(torch, dtype)).eval()
-    model.generation_config.eos_token_id = tok.eos_token_id
-    model.generation_config.pad_token_id = tok.pad_token_id
-    return LocalEngine(
-        model,
-        tok,
-        identity=f"random-qwen2.5-7b-arch|seed0|{dtype}",
-        device=device,
-        cache=cache,
-        batch_size=batch_size,
-        synthetic=True,
-        source="random-qwen2.5-7b",
+    return random_arch_engine(
+        "random-qwen2.5-7b", device=device, dtype=dtype, cache=cache, batch_size=batch_size
     )
 
 
