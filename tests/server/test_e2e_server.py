@@ -42,8 +42,9 @@ from tests.fixtures.e2e_support import (
 pytestmark = pytest.mark.slow
 
 #: Heartbeats come every 30 s (Prefect's minimum; prefect.toml's value). A run is declared
-#: crashed when no heartbeat nor terminal event follows a heartbeat within this window.
-ZOMBIE_WITHIN_S = 45
+#: crashed when no heartbeat nor terminal event follows a heartbeat within this window: 40 s,
+#: the least ``crash_automation`` accepts (one heartbeat and 10 s), so the test waits least.
+ZOMBIE_WITHIN_S = 40
 STEP_S = 3.0  # seconds per step of the counted flow (4 steps)
 COUNTED_DEPLOYMENT = "counted-flow/counted-e2e"
 
