@@ -32,7 +32,6 @@ CASES = [  # (d, m, tau, metric, theiler, eps): 1-D and joint series, every metr
 
 SHIM = r"""
 #include <atomic>
-#include <cmath>
 #include <pthread.h>
 #include <thread>
 #include <vector>
@@ -50,8 +49,6 @@ static inline double __dadd_rn(double a, double b) { return a + b; }
 static inline unsigned long long atomicAdd(unsigned long long* p, unsigned long long v) {
     return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
 }
-using std::fabs;
-using std::fmax;
 extern "C" { double s_thr[MAX_EPS]; }
 """
 
