@@ -288,11 +288,14 @@ def test_description_change_rescores_without_reediting(prefect_harness, results,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["edit", "score"])
-def test_sigkill_mid_stage_then_rerun_loses_and_repeats_nothing(prefect_harness, tmp_path, stage):
-    """SIGKILL the flow process group mid-stage (third edit, or third score after all edits),
-    re-run: each edit and each score is computed exactly once over both runs (one ledger record
-    each: a pair computed twice would have two)."""
+def test_sigkill_mid_edit_then_mid_score_then_rerun_loses_and_repeats_nothing(
+    prefect_harness, tmp_path
+):
+    """SIGKILL the flow process group mid-stage twice: at the third edit, then (the re-run
+    finishes the edits) at the third score; a third run completes. Each edit and each score is
+    computed exactly once over the three runs (one ledger record each: a pair computed twice
+    would have two). One sequence for both stages: a run of its own per stage started the
+    flow's process (Prefect, torch, the tiny models) once more for the same proof."""
     from prefect.settings import PREFECT_API_URL, PREFECT_RESULTS_LOCAL_STORAGE_PATH
 
     counter = tmp_path / "count.txt"
@@ -314,26 +317,33 @@ def test_sigkill_mid_stage_then_rerun_loses_and_repeats_nothing(prefect_harness,
             for r in _records(stage, checkpoint_root)
         ]
 
-    target = 3 if stage == "edit" else 13  # 10 edits, then 3 scores
-    proc = subprocess.Popen([*cmd, stage, "0.4"], start_new_session=True, **quiet)
-    try:
-        deadline = time.monotonic() + 240
-        while len(items()) < target:
-            assert proc.poll() is None, "flow ended before it could be killed"
-            assert time.monotonic() < deadline, f"flow too slow to reach item {target}"
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    first = items()
-    n_edits = sum(i.startswith("edit:") for i in first)
-    if stage == "edit":
-        assert 3 <= len(first) < 10 and n_edits == len(first)
-    else:
-        assert n_edits == 10 and 3 <= len(first) - 10 < 10, first
-    subprocess.run([*cmd, stage, "0.0"], check=True, timeout=300, **quiet)
+    def n_edits(done: list[str]) -> int:
+        return sum(i.startswith("edit:") for i in done)
+
+    def run_and_kill(stage: str, target: int) -> list[str]:
+        """Run with ``stage`` slowed (0.4 s a call); SIGKILL once ``target`` items are done."""
+        proc = subprocess.Popen([*cmd, stage, "0.4"], start_new_session=True, **quiet)
+        try:
+            deadline = time.monotonic() + 240
+            while len(items()) < target:
+                assert proc.poll() is None, f"flow ended before it could be killed ({stage})"
+                assert time.monotonic() < deadline, f"flow too slow to reach item {target}"
+                time.sleep(0.05)
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        done = items()
+        assert sorted(done) == sorted(set(done)), f"an item ran twice: {done}"
+        return done
+
+    first = run_and_kill("edit", 3)  # mid-edit: no score yet
+    assert 3 <= len(first) < 10 and n_edits(first) == len(first), first
+    second = run_and_kill("score", 13)  # the re-run finishes the 10 edits, then 3 scores
+    assert set(first) < set(second), "the re-run lost an edit of the killed run"
+    assert n_edits(second) == 10 and 3 <= len(second) - 10 < 10, second
+    subprocess.run([*cmd, "score", "0.0"], check=True, timeout=300, **quiet)
     done = items()
     assert sorted(done) == sorted(set(done)), f"an item ran twice: {done}"
-    assert sum(i.startswith("edit:") for i in done) == 10
+    assert n_edits(done) == 10
     assert sum(i.startswith("score:") for i in done) == 10
     assert Path(str(counter) + ".done").read_text() == "10"
