@@ -19,11 +19,13 @@ cut so that pyunicorn finishes in about a minute.
   identity inside DET), so only the time of the same work is compared, not values. Its Python
   API takes 1-D series only (a joint x/y series is refused). Skipped, saying why, if not
   installed or failing.
-* **ours**: what the flow's task does: ``gpuflows.pipelines.rqa_sweep.engine.sweep_histograms`` (numba
-  backend) once per (subject, m, tau) for all eps (m = 1 once for every tau: its distances do not
-  depend on tau), then ``SweepHistograms.table`` for every (l_min, eps). JIT compilation is done
-  before the timings. On two combinations the histograms are checked integer-identical to the
-  reference ``gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics``.
+* **ours**: ``gpuflows.pipelines.rqa_sweep.engine.sweep_units`` (numba backend) once for
+  every (subject, m, tau) unit of the grid (m = 1 once for every tau: its distances do not
+  depend on tau): one pass per (series, tau) serves every m, and all passes run in one parallel
+  region; then ``measures_batch.measures_tables`` once for every unit's (l_min, eps) table.
+  JIT compilation is done before the timings. On two combinations the histograms are checked
+  integer-identical to the reference ``gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics``, and on
+  every pyunicorn-timed combination the measures are compared with pyunicorn's.
 
 Every engine's warm-up (JIT, library load, first call) is outside the timed region, and each is
 timed ``--repeats`` times (>= 3): the figures are medians, with min and max in the JSON, and the
@@ -32,11 +34,11 @@ changes the figures by up to 12x: quote only a quiet run).
 
 Projection to the full grid (m 1..12 x tau 1..5 x 17 eps x l_min 2..11 = 10,200 combinations)
 on the seed-scale workload (60 subjects x 5,000 samples x series x, y, xy): ours from one
-(subject, series, m, tau) unit measured at n = 5,000 for d = 1 and d = 2 (the mean of the units
-(m, tau) = (1, 1) and (12, 5): the cost is linear in m), x 60 subjects x (2 d=1 + 1 d=2 series)
-x 60 (m, tau); pyunicorn from one combination timed at n = 5,000 ((m, tau) = (6, 3), middle eps),
-x 10,200 x 180; AccRQA from the same two units as ours, timed at n = 5,000 (DET over all 17 eps and
-10 l_min, LAM at v_min = 2), x 60 x 180 (its xy series priced as x: it cannot run them).
+call with two (series, tau) items at n = 5,000, tau = 1 (m 1..12) and tau = 5 (m 2..12), for
+d = 1 and d = 2 (time / 2 per item), x 60 subjects x 5 tau x (2 d=1 + 1 d=2 series);
+pyunicorn from one combination timed at n = 5,000 ((m, tau) = (6, 3), middle eps), x 10,200 x
+180; AccRQA from the units (m, tau) = (1, 1) and (12, 5), timed at n = 5,000 (DET over all 17
+eps and 10 l_min, LAM at v_min = 2), x 60 x 180 (its xy series priced as x: it cannot run them).
 
     python bench/rqa_sweep_bench.py [--subjects-per-group 2] [--n-samples 1000]
         [--pyunicorn-subjects 1] [--no-projection]
@@ -65,7 +67,8 @@ RESULT = REPO_ROOT / "bench" / "results" / "rqa-sweep-cpu.json"
 from bench.record import provenance, write_result  # noqa: E402
 from gpuflows.pipelines.rqa_sweep import engine as rqa_engine  # noqa: E402
 from gpuflows.pipelines.rqa_sweep import gaze, rqa  # noqa: E402
-from gpuflows.pipelines.rqa_sweep.grid import PRESETS, compute_units, n_computed  # noqa: E402
+from gpuflows.pipelines.rqa_sweep.grid import PRESETS, compute_units  # noqa: E402
+from gpuflows.pipelines.rqa_sweep.measures_batch import measures_tables  # noqa: E402
 
 FULL = PRESETS["full"]
 FULL_M, FULL_TAU, FULL_EPS, FULL_LMIN = FULL["m"], FULL["tau"], np.array(FULL["eps"]), FULL["l_min"]
@@ -89,16 +92,23 @@ def series_of(df, subject: str, name: str) -> np.ndarray:
 # -- engines ------------------------------------------------------------------------------------
 
 
-def run_ours(z: np.ndarray, ms, taus, eps, lmins) -> list:
-    """What the flow's task does: one sweep per compute unit (m = 1 once), all eps, then the
-    measures table of every (l_min, eps); the other taus of m = 1 reuse its table."""
-    out, done = [], {}
-    for m, tau, tau_c in compute_units(ms, taus):
-        if (m, tau_c) not in done:
-            h = rqa_engine.sweep_histograms(z, m, tau, eps, normalize=False, backend="numba")
-            done[(m, tau_c)] = h.table(lmins, V_MIN)
-        out.append((m, tau, done[(m, tau_c)]))
-    return out
+def run_ours(data: dict, ms, taus, eps, lmins) -> dict:
+    """{series key: [(m, tau, measures table)]}: every compute unit of every series (m = 1 once:
+    its distances do not depend on tau) in one ``sweep_units`` call (numba: one pass per
+    (series, tau) for all m, every pass in one parallel region), then every unit's measures
+    table of all (l_min, eps) in one ``measures_tables`` call. The other taus of m = 1 reuse
+    its table."""
+    keys = list(data)
+    grid = compute_units(ms, taus)
+    computed = list(dict.fromkeys((m, tau_c) for m, _, tau_c in grid))
+    units = [(i, m, tau) for i in range(len(keys)) for m, tau in computed]
+    hs = rqa_engine.sweep_units(
+        [data[k] for k in keys], units, eps, normalize=False, backend="numba"
+    )
+    tables = dict(zip(units, measures_tables(hs, lmins, V_MIN), strict=True))
+    return {
+        k: [(m, tau, tables[(i, m, tau_c)]) for m, tau, tau_c in grid] for i, k in enumerate(keys)
+    }
 
 
 def as_rows(tables: list) -> dict:
@@ -214,7 +224,7 @@ def check_reference(z: np.ndarray, combos, eps) -> list[dict]:
     """Ours vs gpuflows.pipelines.rqa_sweep.rqa.rqa_metrics: integer histograms identical, measures equal."""
     rows = []
     for m, tau, e_idx, lm in combos:
-        h = rqa_engine.sweep_histograms(z, m, tau, eps, normalize=False, backend="numba")
+        (h,) = rqa_engine.sweep_units([z], [(0, m, tau)], eps, normalize=False, backend="numba")
         ref = rqa.rqa_metrics(z, m, tau, float(h.eps[e_idx]), lm, v_min=V_MIN, normalize=False)
         mine = h.metrics(lm, V_MIN)[e_idx]
         same_hist = np.array_equal(h.P_d[e_idx], ref["P_d"]) and np.array_equal(
@@ -306,16 +316,13 @@ def main(argv: list[str] | None = None) -> int:
 
     # ours (JIT warm-up first, on every dimension the grid uses, outside the timings)
     for z in {v.ndim: v for v in data.values()}.values():
-        run_ours(z[:300], ms[:2], taus[:1], eps, lmins)
+        run_ours({"warm-up": z[:300]}, ms[:2], taus[:1], eps, lmins)
 
-    def all_ours():
-        return {key: run_ours(z, ms, taus, eps, lmins) for key, z in data.items()}
-
-    ours_ts, ours_raw = repeated(a.repeats, all_ours)
+    ours_ts, ours_raw = repeated(a.repeats, run_ours, data, ms, taus, eps, lmins)
     ours = {key: as_rows(r) for key, r in ours_raw.items()}
     t_ours = float(np.median(ours_ts))
     print(
-        f"ours (numba sweep_histograms per unit + measures table): median {t_ours:.3f} s "
+        f"ours (numba sweep_units, all units in one call + measures_tables): median {t_ours:.3f} s "
         f"(min {min(ours_ts):.3f}, max {max(ours_ts):.3f}, {a.repeats} runs)"
     )
 
@@ -417,15 +424,18 @@ def main(argv: list[str] | None = None) -> int:
         zx, zxy = (rqa.zscore(series_of(dfp, sp, s)) for s in ("x", "xy"))
         units = [(1, 1), (12, 5)]
         unit_s = {}
+        taus_p = [FULL_TAU[0], FULL_TAU[-1]]
         for d, z in (("d1", zx), ("d2", zxy)):
-            ts = [timed(run_ours, z, [m], [tau], FULL_EPS, FULL_LMIN)[0] for m, tau in units]
-            unit_s[d] = float(np.mean(ts))
+            # one call: the (series, tau) items tau = 1 (m 1..12) and tau = 5 (m 2..12), one per
+            # thread; the grid has len(FULL_TAU) such items per series
+            t, _ = timed(run_ours, {d: z}, FULL_M, taus_p, FULL_EPS, FULL_LMIN)
+            unit_s[d] = t / len(taus_p)
             print(
-                f"ours unit n={SEED_SAMPLES} {d}: (m,tau)=(1,1) {ts[0]:.3f} s, (12,5) {ts[1]:.3f} s"
+                f"ours n={SEED_SAMPLES} {d}: tau {taus_p} x m 1..12 in one call {t:.3f} s "
+                f"({unit_s[d]:.3f} s per (series, tau))"
             )
         n_mt = len(FULL_M) * len(FULL_TAU)
-        n_units = n_computed(FULL_M, FULL_TAU)  # m = 1 once, not once per tau
-        ours_full = SEED_SUBJECTS * n_units * (2 * unit_s["d1"] + unit_s["d2"])
+        ours_full = SEED_SUBJECTS * len(FULL_TAU) * (2 * unit_s["d1"] + unit_s["d2"])
         proj["ours_s"] = ours_full
         proj["ours_unit_d1_s"], proj["ours_unit_d2_s"] = unit_s["d1"], unit_s["d2"]
         total_combos = FULL_COMBOS * SEED_SUBJECTS * len(SEED_SERIES)
@@ -501,12 +511,15 @@ def main(argv: list[str] | None = None) -> int:
             "metric": "euclidean",
             "theiler": 1,
             "normalize": "z-scored once outside the timings; engines run with it off",
-            "ours": "sweep_histograms(backend='numba') per (subject, series, m, tau) (m = 1 once "
-            "for all tau), all eps; measures table of every (l_min, eps)",
+            "ours": "engine.sweep_units(backend='numba') once for every (subject, series, m, tau) "
+            "unit (m = 1 once for all tau), all eps: one pass per (series, tau) serving every m, "
+            "all passes in one parallel region; measures_batch.measures_tables once for every "
+            "unit's (l_min, eps) table",
             "pyunicorn": "one RecurrencePlot per (m, tau, eps), every l_min read from it: RR, DET, "
             "L_mean, L_max, ENT, LAM, TT, V_max",
             "repeats": a.repeats,
-            "timing": "median of the repeats (min/max in spread); warm-up untimed for every engine",
+            "timing": "median of the repeats (min/max in spread); JIT compilation and first-call "
+            "warm-up untimed for every engine (ours: a 300-sample run of the same calls)",
             "accrqa": "accrqa.DET (all tau, m, l_min, eps; ENTR on) + accrqa.LAM (v_min=2) per "
             "subject, comp_platform cpu; conventions differ (<=, LOI in DET): time only",
         },
@@ -539,8 +552,9 @@ def main(argv: list[str] | None = None) -> int:
         "projection": {
             "workload": f"{FULL_COMBOS} combinations x {SEED_SUBJECTS} subjects x series "
             f"{list(SEED_SERIES)}, n = {SEED_SAMPLES}",
-            "method": "ours: mean of units (m,tau)=(1,1),(12,5) at d=1 and d=2, x 60 subjects x "
-            "56 computed (m,tau) (m = 1 once) x (2 d1 + 1 d2); pyunicorn: one plot (all l_min) at (6,3) x "
+            "method": "ours: one call with the (series, tau) items tau=1 (m 1..12) and tau=5 "
+            "(m 2..12) at d=1 and at d=2, time / 2 per item, x 60 subjects x 5 tau x (2 d1 + 1 "
+            "d2); pyunicorn: one plot (all l_min) at (6,3) x "
             "all (m, tau, eps) x 180 series; AccRQA: mean "
             "of the same two units (d=1, DET+LAM) x 60 (m,tau) x 180 (xy priced as x)",
             **{k: v for k, v in proj.items()},

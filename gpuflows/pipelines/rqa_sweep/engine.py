@@ -55,6 +55,7 @@ import numpy as np
 
 import gpuflows.pipelines.rqa_sweep.rqa as rqa
 from gpuflows.pipelines.rqa_sweep.engine_numba import HAVE_NUMBA, sweep_numba
+from gpuflows.pipelines.rqa_sweep.engine_numba_multi import sweep_numba_units
 from gpuflows.pipelines.rqa_sweep.engine_numpy import sweep_numpy
 from gpuflows.pipelines.rqa_sweep.kernels import MAX_EPS, decision_thresholds
 
@@ -67,6 +68,8 @@ __all__ = [
     "prepare",
     "resolve_backend",
     "sweep_histograms",
+    "sweep_histograms_multi_m",
+    "sweep_units",
 ]
 
 BACKENDS = ("auto", "numba", "numpy", "torch", "cupy")
@@ -232,3 +235,73 @@ def sweep_histograms(
         P_d, P_v, nrec = sweep_numpy(xs, m, tau, N, thr, metric, theiler)
         used = "numpy"
     return SweepHistograms(N, e, nrec, P_d, P_v, flips, used, dtype, flips_e)
+
+
+# -- many units at once ---------------------------------------------------------------------------
+
+
+def sweep_units(
+    series,
+    units,
+    eps,
+    *,
+    metric: str = "euclidean",
+    theiler: int = 1,
+    normalize: bool = True,
+    backend: str = "auto",
+) -> list[SweepHistograms]:
+    """:func:`sweep_histograms` of many (series, m, tau) units in one call, float64.
+
+    Args:
+        series: a sequence of series, each as ``sweep_histograms`` takes it.
+        units: a sequence of (series index, m, tau).
+        eps, metric, theiler, normalize: as :func:`sweep_histograms`, shared by every unit.
+        backend: "auto", "numba", "numpy" or "torch". numba (also what "auto" picks without
+            CUDA) runs one pass per (series, tau) for all its m, every pass in one parallel
+            region; the others call :func:`sweep_histograms` per unit.
+
+    Returns:
+        One :class:`SweepHistograms` per unit, in order; each equal, integer for integer, to
+        ``sweep_histograms(series[i], m, tau, eps, ...)``.
+
+    Example:
+        >>> hs = sweep_units([[0, 0, 0, 3, 0, 0]], [(0, 1, 1), (0, 2, 1)], [0.5, 5.0],
+        ...                  normalize=False, backend="numba")
+        >>> [h.N for h in hs], hs[0].P_v[0].tolist()
+        ([6, 5], [0, 1, 5, 5, 0, 0, 0])
+    """
+    series = list(series)
+    units = [tuple(u) for u in units]
+    backend = resolve_backend(backend)
+    for u in units:
+        if len(u) != 3 or not 0 <= int(u[0]) < len(series):
+            raise ValueError(f"units must be (series index < {len(series)}, m, tau), got {u!r}")
+    if backend != "numba":
+        kw = {"metric": metric, "theiler": theiler, "normalize": normalize, "backend": backend}
+        return [sweep_histograms(series[i], m, tau, eps, **kw) for i, m, tau in units]
+    prepared: dict[int, np.ndarray] = {}
+    e = None
+    for i, m, tau in units:  # validates every unit before any compute
+        xs, _, e = prepare(series[i], m, tau, eps, metric, theiler, normalize and i not in prepared)
+        prepared.setdefault(i, xs)
+    if e is None:
+        return []
+    groups: dict[tuple[int, int], set[int]] = {}
+    for i, m, tau in units:
+        groups.setdefault((i, tau), set()).add(m)
+    keys = list(groups)
+    items = [(prepared[i], tau, sorted(groups[(i, tau)])) for i, tau in keys]
+    res = sweep_numba_units(items, decision_thresholds(e, metric), metric, theiler)
+    by_unit = {}
+    for (i, tau), (_, _, ms), per_m in zip(keys, items, res, strict=True):
+        for m, (P_d, P_v, nrec) in zip(ms, per_m, strict=True):
+            N = P_d.shape[1] - 1
+            by_unit[(i, m, tau)] = SweepHistograms(N, e, nrec, P_d, P_v, None, "numba", "float64")
+    return [by_unit[(i, m, tau)] for i, m, tau in units]
+
+
+def sweep_histograms_multi_m(series, ms, tau: int, eps, **kw) -> dict[int, SweepHistograms]:
+    """Every m of ``ms`` for one series and tau (:func:`sweep_units`; keywords as there):
+    {m: histograms}, each equal to ``sweep_histograms(series, m, tau, eps, ...)``."""
+    ms = list(dict.fromkeys(ms))
+    return dict(zip(ms, sweep_units([series], [(0, m, tau) for m in ms], eps, **kw), strict=True))
