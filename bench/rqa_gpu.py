@@ -87,10 +87,9 @@ def _why_unavailable(backend: str, device: str) -> str | None:
             return "cupy runs on CUDA only"
         from gpuflows.pipelines.rqa_sweep import engine_cupy
 
-        try:
-            engine_cupy._cupy()
-        except ValueError as exc:
-            return str(exc)
+        why = engine_cupy.unavailable_reason()
+        if why:
+            return why
     if backend == "numba" and not engine.HAVE_NUMBA:
         return "numba not installed"
     if backend == "torch" and device.startswith("cuda"):

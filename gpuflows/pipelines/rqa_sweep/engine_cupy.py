@@ -191,13 +191,18 @@ def _kernels():
     return module.get_function("rqa_diag"), module.get_function("rqa_rows")
 
 
-def available() -> bool:
-    """True when CuPy imports and sees a CUDA device (no compilation)."""
+def unavailable_reason() -> str | None:
+    """None when CuPy imports and sees a CUDA device (no compilation), else why not."""
     try:
         _cupy()
-    except ValueError:
-        return False
-    return True
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def available() -> bool:
+    """True when CuPy imports and sees a CUDA device (no compilation)."""
+    return unavailable_reason() is None
 
 
 def sweep_cupy(xs, m, tau, N, thr, metric, theiler):
