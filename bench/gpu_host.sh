@@ -106,6 +106,7 @@ group_b() {
   step batch-eval-throughput 60 $PY bench/batch_eval_throughput.py --device cuda
   step argo-throughput-7b 130 $PY bench/argo_throughput.py --model random-qwen2.5-7b \
     --dtype bfloat16 --device cuda
+  step factor-vlm-7b 120 $PY bench/factor_vlm.py --device cuda
 }
 
 run() {
