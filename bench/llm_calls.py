@@ -2,9 +2,11 @@
 
 Part 1, on one model and the same requests: one-call-at-a-time ``model.generate`` (greedy, the
 seed scripts' way, the model loaded once) vs :class:`gpuflows.models.llm.engine.LocalEngine` in
-both of its batching modes -- ``bucketed`` (length-sorted static batches, shared system prompt
-prefilled once) and ``continuous`` (transformers' continuous batching: a finished request's slot
-takes the next one). The requests mix prompt lengths (short questions, paragraphs to summarise)
+each of its batching modes -- ``bucketed`` (static batches sorted by output cap and prompt
+length), ``refill`` (our continuous batching over a dense KV cache: a finished row's slot takes
+the next request at the next step) and ``continuous`` (transformers' continuous batching, paged
+cache); the shared system prompt is prefilled once (``continuous``: shared full cache blocks).
+The requests mix prompt lengths (short questions, paragraphs to summarise)
 and output caps (8 to 64 new tokens), so early-finishing requests matter. Figures per way:
 calls/s, output tokens/s, prefill tokens computed vs requested, and texts identical to the
 sequential greedy ones. The ways run interleaved, round by round, so a change in a shared host's
@@ -49,6 +51,7 @@ from gpuflows.models.llm.config import (  # noqa: E402
 
 VLLM_MARK_TOK_S = 12_500  # published (issue 12): vLLM, an 8B model on one H100; not measured here
 GOAL_SPEEDUP_GPU = 20
+MODES = ("bucketed", "refill", "continuous")  # the engine's batching modes, each measured
 
 SYSTEM = (
     "You are a concise assistant for a research team. Answer in one short sentence, with no "
@@ -149,7 +152,7 @@ def bench_local(args: argparse.Namespace) -> dict:
     base = load_model(args)
     load_s = time.perf_counter() - t0
     reqs = bench_requests(n, args.max_new_tokens)
-    modes = [m for m in ("bucketed", "continuous") if m in args.modes]
+    modes = [m for m in MODES if m in args.modes]
     engines = {
         m: LocalEngine(
             base.model,
@@ -167,6 +170,7 @@ def bench_local(args: argparse.Namespace) -> dict:
         eng.generate(warm)
         eng.counts = dict.fromkeys(eng.counts, 0)
         eng.seconds = 0.0
+        eng.timings = dict.fromkeys(eng.timings, 0.0)
     rounds = max(1, min(args.rounds, n))
     per = -(-n // rounds)
     seq_n = n if args.sequential_requests is None else min(n, args.sequential_requests)
@@ -197,6 +201,8 @@ def bench_local(args: argparse.Namespace) -> dict:
                 _sync(device)
                 secs[way] += time.perf_counter() - t0
                 results[way] |= {res.id: res for res in got}
+            took = time.perf_counter() - t0
+            print(f"round {r + 1}/{rounds}: {way} {took:.1f} s", file=sys.stderr, flush=True)
         loads.append(round(os.getloadavg()[0], 2))
     seq_rate = seq_done / seq_s
     out: dict = {
@@ -239,6 +245,10 @@ def bench_local(args: argparse.Namespace) -> dict:
             "prefill_tokens_computed": c["prefill_tokens_computed"],
             "prefill_tokens_saved": c["prefill_tokens_saved"],
             "counts": c,
+            "timings_s": rec["timings_s"] if m != "continuous" else None,
+            "mean_rows_per_decode_step": (
+                round(c["decode_row_steps"] / c["decode_steps"], 2) if c["decode_steps"] else None
+            ),
             "batching": rec["batching_note"],
         }
     if device.startswith("cuda"):
@@ -326,10 +336,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument(
         "--max-new-tokens", type=int, default=None, help="one cap for all (default: mixed)"
     )
-    ap.add_argument("--batch-size", type=int, default=8, help="rows per batch (both modes)")
+    ap.add_argument("--batch-size", type=int, default=8, help="rows per batch (every mode)")
     ap.add_argument("--rounds", type=int, default=2, help="interleaved rounds of requests")
     ap.add_argument("--sequential-requests", type=int, default=None, help="sequential subset")
-    ap.add_argument("--modes", nargs="+", default=["bucketed", "continuous"])
+    ap.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES)
     ap.add_argument("--latency", type=float, default=1.0)
     ap.add_argument("--waves", type=int, default=5)
     ap.add_argument("--skip-local", action="store_true")
@@ -370,7 +380,7 @@ def main(argv: list[str] | None = None) -> dict:
     if local:
         s = local["sequential"]
         loc = f"{local['model']}: one-at-a-time {s['calls_per_s']['value']:.2f} calls/s; "
-        for m in ("bucketed", "continuous"):
+        for m in MODES:
             if m in local:
                 e = local[m]
                 loc += (

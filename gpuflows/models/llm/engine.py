@@ -39,20 +39,26 @@ from gpuflows.core.faults import InputError
 from gpuflows.core.memory.batch_sizer import BatchSizer, ItemOOM
 from gpuflows.models.llm.cache import CallCache, call_key
 from gpuflows.models.llm.config import CallError, LLMRequest, LLMResult
+from gpuflows.models.llm.sampling import choose_tokens
 
-Batching = Literal["auto", "bucketed", "continuous"]
+Batching = Literal["auto", "bucketed", "refill", "continuous"]
 CPU_BATCH = 16
 """Rows per batch on the CPU when none is given (decode is weight-bandwidth bound: a step of 16
 rows costs about twice a step of one)."""
 
 
 def default_batching(device: str) -> str:
-    """What ``batching="auto"`` picks on ``device`` (measured: ``bench/llm_calls.py``)."""
-    return "bucketed"
+    """What ``batching="auto"`` picks on ``device``: ``refill``, the fastest of the three on the
+    CPU (``bench/llm_calls.py``, SmolLM2 float32: refill 2.9x one-at-a-time, transformers'
+    continuous batching 1.9x, bucketed 1.7x). On a GPU the same until the GPU bench, which
+    measures all three, says otherwise."""
+    return "refill"
 
 
 _BATCHING_NOTE = {
     "bucketed": "length-bucketed static batches; finished rows leave the batch",
+    "refill": "continuous batching over a dense KV cache: a finished row's slot takes the next "
+    "request at the next step",
     "continuous": "transformers continuous batching (paged cache; a finished request's slot "
     "takes the next one) for greedy requests; sampled ones in bucketed batches",
 }
@@ -105,8 +111,10 @@ class LocalEngine:
         self.model, self.tokenizer = model, tokenizer
         self.identity, self.device, self.cache = identity, device, cache
         self.synthetic, self.source = synthetic, source
-        if batching not in ("auto", "bucketed", "continuous"):
-            raise InputError(f"batching={batching!r}: use 'auto', 'bucketed' or 'continuous'")
+        if batching not in ("auto", "bucketed", "refill", "continuous"):
+            raise InputError(
+                f"batching={batching!r}: use 'auto', 'bucketed', 'refill' or 'continuous'"
+            )
         self.batching: str = default_batching(device) if batching == "auto" else batching
         if batch_size is None and not device.startswith("cuda"):
             batch_size = CPU_BATCH
@@ -125,8 +133,13 @@ class LocalEngine:
             "prefix_reuses": 0,
             "output_tokens": 0,
             "decode_steps": 0,
+            "decode_row_steps": 0,  # rows decoded, summed over steps (/ steps: mean batch)
         }
         self.seconds = 0.0
+        #: bucketed path, seconds in: prefills (shared prefix + batch), decode forwards, and the
+        #: host work between them (choosing tokens, stop checks, dropping finished rows); on a
+        #: GPU a forward's time shows where the next step waits for it
+        self.timings = dict.fromkeys(("prefill_s", "decode_forward_s", "decode_host_s"), 0.0)
 
     # -- rendering ----------------------------------------------------------------------------
 
@@ -195,6 +208,7 @@ class LocalEngine:
             "dtype": str(self.model.dtype).removeprefix("torch."),
             "counts": c,
             "model_seconds": round(self.seconds, 3),
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "batch_sizer": self.sizer.record(),
             "cache": self.cache.stats() if self.cache is not None else None,
             "batching": self.batching,
@@ -222,6 +236,8 @@ class LocalEngine:
                 if self.cache is not None:
                     self.cache.put(item.key, self.identity, res)
                 yield item.index, res
+        if self.batching == "refill" and pending:
+            pending = yield from self._refill(pending)
         # by output cap, then prompt length: a batch's rows tend to end together (a row that
         # ends early leaves a smaller batch whose steps cost nearly as much), then little padding
         pending.sort(key=lambda it: (it.req.max_new_tokens, len(it.ids), it.ids))
@@ -237,6 +253,34 @@ class LocalEngine:
                 elif self.cache is not None:
                     self.cache.put(item.key, self.identity, res)
                 yield item.index, res
+
+    def _refill(self, pending: list[_Item]) -> Iterator[tuple[int, LLMResult]]:
+        """Results through :mod:`~gpuflows.models.llm.refill`; returns what is left to run in
+        bucketed batches (all when the model's cache cannot be merged row-wise, the unfinished
+        ones with a halved batch after an OOM)."""
+        from gpuflows.core.faults import is_oom, release_memory
+        from gpuflows.models.llm.refill import run_refill, supports_refill
+
+        if not supports_refill(self.model):
+            return pending
+        seqs = [it.ids for it in pending]
+        shared = min(_common_prefix(seqs), min(len(s) for s in seqs) - 1)
+        done: set[int] = set()
+        t0 = time.perf_counter()
+        try:
+            for item, res in run_refill(self, pending, shared if shared >= self.min_prefix else 0):
+                done.add(item.index)
+                if self.cache is not None:
+                    self.cache.put(item.key, self.identity, res)
+                yield item.index, res
+        except Exception as exc:
+            if not is_oom(exc):
+                raise
+            release_memory()
+            self.sizer.size = max(1, self.sizer.size // 2)
+        finally:
+            self.seconds += time.perf_counter() - t0
+        return [it for it in pending if it.index not in done]
 
     def _prefix_cache(self, prefix: tuple[int, ...]) -> tuple[Any, int]:
         """A batch-1 KV cache of ``prefix`` and the tokens computed for it (reuses the memo)."""
@@ -282,6 +326,7 @@ class LocalEngine:
         return results
 
     def _decode(self, items: list[_Item], torch: Any, dynamic_cache: Any) -> list[LLMResult]:
+        t_start = time.perf_counter()
         dev = self._input_device()
         b = len(items)
         seqs = [it.ids for it in items]
@@ -325,6 +370,9 @@ class LocalEngine:
         self.counts["prefill_pad_positions"] += b * s - (sum(lens) - b * p)
         logits = out.logits[:, -1, :].float()
         del out
+        t_loop = time.perf_counter()
+        self.timings["prefill_s"] += t_loop - t_start
+        t_fwd = 0.0
         gens = [torch.Generator(device=logits.device) for _ in items]
         for g, it in zip(gens, items, strict=True):
             g.manual_seed(it.req.sample_seed())
@@ -335,7 +383,7 @@ class LocalEngine:
         last_pos = position[:, -1]
         batch_no = self.counts["batches"]
         for _step in range(max(it.req.max_new_tokens for it in items)):
-            tokens = self._choose(logits, [items[i].req for i in rows], [gens[i] for i in rows])
+            tokens = choose_tokens(logits, [items[i].req for i in rows], [gens[i] for i in rows])
             keep: list[int] = []
             for r, i in enumerate(rows):
                 tok = int(tokens[r])
@@ -354,6 +402,7 @@ class LocalEngine:
                 if finish[i] is None:
                     keep.append(r)
             self.counts["decode_steps"] += 1
+            self.counts["decode_row_steps"] += len(rows)
             if not keep:
                 break
             if len(keep) < len(rows):
@@ -363,6 +412,7 @@ class LocalEngine:
                 rows = [rows[r] for r in keep]
             mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=dev)], 1)
             last_pos = last_pos + 1
+            t0 = time.perf_counter()
             out = self.model(
                 input_ids=tokens.to(dev)[:, None],
                 attention_mask=mask,
@@ -372,6 +422,9 @@ class LocalEngine:
             )
             logits = out.logits[:, -1, :].float()
             del out
+            t_fwd += time.perf_counter() - t0
+        self.timings["decode_forward_s"] += t_fwd
+        self.timings["decode_host_s"] += time.perf_counter() - t_loop - t_fwd
         results = []
         for i, it in enumerate(items):
             text = texts[i]
@@ -395,22 +448,3 @@ class LocalEngine:
                 )
             )
         return results
-
-    @staticmethod
-    def _choose(logits: Any, reqs: list[LLMRequest], gens: list[Any]) -> Any:
-        """Next token per row: argmax for greedy rows, else top-p sampling from its generator."""
-        import torch
-
-        tokens = logits.argmax(-1)
-        for r, (req, gen) in enumerate(zip(reqs, gens, strict=True)):
-            if req.greedy:
-                continue
-            row = logits[r] / req.temperature
-            probs = torch.softmax(row, -1)
-            if req.top_p < 1.0:
-                sorted_p, order = probs.sort(descending=True)
-                drop = (sorted_p.cumsum(-1) - sorted_p) > req.top_p
-                sorted_p[drop] = 0.0
-                probs = torch.zeros_like(probs).scatter(0, order, sorted_p)
-            tokens[r] = torch.multinomial(probs, 1, generator=gen)[0]
-        return tokens

@@ -20,6 +20,7 @@ def base():
 
 
 def _engine(base, **kw) -> LocalEngine:
+    kw.setdefault("batching", "bucketed")  # these tests are about the static batches
     return LocalEngine(base.model, base.tokenizer, identity=base.identity, **kw)
 
 
