@@ -32,26 +32,43 @@ import numpy as np
 from gpuflows.pipelines.rqa_sweep.engine_numba import HAVE_NUMBA
 from gpuflows.pipelines.rqa_sweep.kernels import loi_and_symmetry
 
+SKIP = 16
+"""Steps checked at once for 'no recurrence at any eps, none open' (skipped whole)."""
+
 if HAVE_NUMBA:
     from numba import njit, prange
 
-    from gpuflows.pipelines.rqa_sweep.engine_numba import _nb_combine, _q_row, _scan, _terms
+    from gpuflows.pipelines.rqa_sweep.engine_numba import _nb_combine, _q_row, _terms
 
     @njit(cache=True, inline="always")
     def _half(start, qprev, q, pos, hist, first):
         """One step of a vertical half-row scan at ``pos`` (offset from the diagonal): runs of
         e in [q, qprev) start, of [qprev, q) end. A run that started at the diagonal (start 0)
-        is the central one: its length goes to ``first``, not the histogram."""
-        if q < qprev:
-            for e in range(q, qprev):
-                start[e] = pos
-        else:
-            for e in range(qprev, q):
-                s = start[e]
-                if s == 0:
-                    first[e] = pos
-                else:
-                    hist[e, pos - s] += 1
+        is the central one: its length goes to ``first``, not the histogram. Branch-free in
+        the direction (a start adds 0 to the histogram): the direction is data, not a jump."""
+        lo, hi = min(q, qprev), max(q, qprev)
+        end = q > qprev
+        for e in range(lo, hi):
+            s = start[e]
+            central = s == 0
+            hist[e, pos - s] += end and not central
+            if end and central:
+                first[e] = pos
+            start[e] = s if end else pos
+
+    @njit(cache=True, inline="always")
+    def _diag(q, qprev, i, start, hist, total, count):
+        """One step of the all-eps diagonal run scan (``engine_numba._scan``), branch-free in
+        the direction; a start's length index is clamped (its stale start may lie ahead)."""
+        lo, hi = min(q, qprev), max(q, qprev)
+        end = q > qprev
+        for e in range(lo, hi):
+            s = start[e]
+            ln = max(i - s, 0)
+            total[e] += ln if end else 0
+            hist[e, ln] += end and count
+            start[e] = s if end else i
+        return q
 
     @njit(cache=True)
     def _item(xs, tau, ms, Ns, offs, thr, theiler, metric, pd_flat, pv_flat, tot_):
@@ -113,16 +130,24 @@ if HAVE_NUMBA:
                 rs, cs, fra, fla = rst[a], cst[a], fr[a], fl[a]
                 count = k >= theiler
                 qd = E
-                for i in range(L):
-                    qi = q[i]
-                    if qi != qd:
-                        qd = _scan(qi, qd, i, dstart, h, tot, count)
-                    if qi != rq[i]:  # row i, right half, offset k
-                        _half(rs[i], rq[i], qi, k, hv, fra[i])
-                    c = i + k
-                    if qi != cq[c]:  # column c, left half, offset k
-                        _half(cs[c], cq[c], qi, k, hv, fla[c])
-                _scan(E, qd, L, dstart, h, tot, count)
+                for b0 in range(0, L, SKIP):
+                    b1 = min(L, b0 + SKIP)
+                    if qd == E:  # a block of no recurrence, as at the last step: nothing to do
+                        x = 0
+                        for i in range(b0, b1):
+                            x |= (q[i] ^ E) | (rq[i] ^ E) | (cq[i + k] ^ E)
+                        if x == 0:
+                            continue
+                    for i in range(b0, b1):
+                        qi = q[i]
+                        if qi != qd:
+                            qd = _diag(qi, qd, i, dstart, h, tot, count)
+                        if qi != rq[i]:  # row i, right half, offset k
+                            _half(rs[i], rq[i], qi, k, hv, fra[i])
+                        c = i + k
+                        if qi != cq[c]:  # column c, left half, offset k
+                            _half(cs[c], cq[c], qi, k, hv, fla[c])
+                _diag(E, qd, L, dstart, h, tot, count)
                 rq[:L] = q[:L]
                 cq[k : k + L] = q[:L]
                 r = L - 1  # the last diagonal through row L-1 and column k: close both halves
