@@ -10,7 +10,12 @@ from __future__ import annotations
 import numpy as np
 
 from gpuflows.core.memory.budget import VramEstimate
-from gpuflows.pipelines.rqa_sweep.engine import HAVE_NUMBA, SweepHistograms, sweep_histograms
+from gpuflows.pipelines.rqa_sweep.engine import (
+    HAVE_NUMBA,
+    SweepHistograms,
+    sweep_histograms,
+    sweep_units,
+)
 from gpuflows.pipelines.rqa_sweep.tables import METRIC_NAMES
 
 COLUMNS = ("subject_id", "series", "m", "tau", "eps", "l_min", "N", *METRIC_NAMES)
@@ -53,6 +58,26 @@ def sweep_one(
         normalize=normalize,
         backend=cpu_backend(),
     )
+
+
+def sweep_cpu(
+    series: dict[str, np.ndarray], m: int, tau: int, eps, *, metric, theiler, normalize
+) -> dict[str, SweepHistograms]:
+    """Every series' float64 histograms of one (m, tau) on the CPU in one call, keyed as
+    ``series``: with numba all of them in one parallel region (``engine.sweep_units``, both
+    cores busy however short each series is), else NumPy one by one. Equal, integer for
+    integer, to :func:`sweep_one` per series on the CPU."""
+    keys = list(series)
+    hs = sweep_units(
+        [series[k] for k in keys],
+        [(i, m, tau) for i in range(len(keys))],
+        eps,
+        metric=metric,
+        theiler=theiler,
+        normalize=normalize,
+        backend=cpu_backend(),
+    )
+    return dict(zip(keys, hs, strict=True))
 
 
 def default_tile(arr: np.ndarray, m: int, tau: int, n_eps: int) -> tuple[int, int, int]:

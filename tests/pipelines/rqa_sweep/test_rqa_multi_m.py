@@ -129,3 +129,15 @@ def test_measures_tables_identical_to_table():
                 np.testing.assert_array_equal(t[k], ref[k], err_msg=k)
     with pytest.raises(ValueError, match="l_min"):
         measures_tables(hs, [0])
+
+
+def test_unit_runner_cpu_batch_equals_sweep_one():
+    from gpuflows.pipelines.rqa_sweep.units import sweep_cpu, sweep_one
+
+    rng = np.random.default_rng(11)
+    series = {f"s{i}|x": _series(rng, int(rng.integers(20, 120)), 1 + i % 2) for i in range(4)}
+    opts = {"metric": "euclidean", "theiler": 1, "normalize": True}
+    got = sweep_cpu(series, 3, 2, [0.1, 0.4, 0.9], **opts)
+    assert list(got) == list(series)
+    for key, arr in series.items():
+        _same(got[key], sweep_one(arr, 3, 2, [0.1, 0.4, 0.9], tile=None, device="cpu", **opts))
