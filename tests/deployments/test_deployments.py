@@ -1,4 +1,11 @@
-"""Deployments: worker planning (pure), prefect.yaml checks (no server), setup against the harness."""
+"""Deployments: worker planning (pure), prefect.yaml checks (no server), setup against the harness.
+
+The whole ``deployments.setup`` (blocks, ``prefect deploy --all`` for real, the automation, a
+worker), run twice on one server, is checked in ``tests/server/test_e2e_server.py``
+(``test_setup_twice_leaves_one_of_each``): that module's server already runs it twice, so the two
+``prefect deploy --all`` this file ran against the harness for the same assertions are not
+repeated here.
+"""
 
 from __future__ import annotations
 
@@ -157,42 +164,6 @@ def test_setup_without_api_url_says_how_to_start_one(tmp_path):
     )
     assert r.returncode == 2, r.stdout + r.stderr
     assert "PREFECT_API_URL is not set" in r.stderr and "prefect server start" in r.stderr
-
-
-@pytest.mark.slow
-def test_setup_creates_pool_and_deployments_idempotently(prefect_harness, capsys):
-    """``prefect deploy --all`` runs for real (a subprocess) against the harness's API server."""
-    from prefect.client.orchestration import get_client
-
-    from deployments.setup import main
-
-    cpu_host = Discovery(method="none", reason="test: no GPU")
-    for attempt in (1, 2):  # the second run must succeed and change nothing
-        rc = main(["--no-workers"], discovery=cpu_host)
-        out = capsys.readouterr()
-        assert rc == 0, f"run {attempt}:\n{out.out}\n{out.err}"
-        assert "deployments of" in out.out and "workers: not started" in out.out
-
-    with get_client(sync_client=True) as client:
-        pool = client.read_work_pool("gpu-pool")
-        assert pool.type == "process" and pool.concurrency_limit == 1
-        dep = client.read_deployment_by_name("gpu-baseline/gpu-baseline")
-        cpu = client.read_deployment_by_name("gpu-baseline/gpu-baseline-cpu")
-        n_blocks = {bt.slug for bt in client.read_block_types()}
-    assert dep.work_pool_name == "gpu-pool" and dep.work_queue_name == "default"
-    # The deployment limit is stored as a global concurrency limit (`concurrency_limit` on the
-    # response is deprecated and always None).
-    assert dep.global_concurrency_limit.limit == 1
-    assert cpu.global_concurrency_limit.limit == 1
-    assert dep.parameters["params"]["device"] == "auto"
-    assert cpu.parameters["params"]["device"] == "cpu"
-    assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * 1"]  # one, not one per run
-    assert cpu.schedules == []
-    assert sorted(dep.tags) == ["gpu", "gpuflows"]
-    (step,) = dep.pull_steps
-    # GPUFLOWS_ROOT is set for the deploy, so this checkout's path is stored.
-    assert step["deployments.pull.checkout_directory"]["directory"] == str(ROOT)
-    assert "gpuflows-gpu-pool" in n_blocks
 
 
 def test_crash_automation_is_created_once(prefect_harness):

@@ -15,6 +15,8 @@ one worker: a CPU worker with ``CUDA_VISIBLE_DEVICES=""`` here, one per GPU on a
    its first attempt had finished (house cache policy). gpu-baseline's measurement is uncached by
    design, so this part runs ``tests/fixtures/counted_flow.py`` (four cached 3 s steps), deployed
    from a test-local prefect.yaml: the project's file stays as it is.
+3. ``deployments.setup`` ran twice (its second run restarted the dead worker) and changed
+   nothing: one schedule per deployment, the same limits, tags and pull step, one automation.
 
 Worker logs, pid files, the flow runs' results and Prefect task results go to a temporary folder
 (``tests/fixtures/e2e_support.py``); every process started is killed at the end, failures too.
@@ -33,6 +35,7 @@ import yaml
 from deployments.local_server import LocalServer
 from tests.fixtures.e2e_support import (
     E2E,
+    ROOT,
     TINY_BASELINE,
     artifacts,
     task_runs,
@@ -109,6 +112,7 @@ def e2e(tmp_path_factory, request, seed_server_db):
     create_zombie_automation(ctx.api_url)
     ctx.timings = {"server start": server.starts[-1], "fixture total": time.monotonic() - t0}
     ctx.server = server
+    ctx.setups = 1  # deployments.setup runs on this server so far
     return ctx
 
 
@@ -175,6 +179,7 @@ def test_killed_worker_run_crashes_then_retry_resumes_without_lost_results(e2e, 
 
     # Start the worker again meanwhile: setup is idempotent and restarts only the dead worker.
     out = e2e.setup()
+    e2e.setups += 1
     assert "started" in out, out
 
     # 3. The heartbeat goes stale: the zombie automation marks the run Crashed.
@@ -202,3 +207,44 @@ def test_killed_worker_run_crashes_then_retry_resumes_without_lost_results(e2e, 
             f"later (automation window {ZOMBIE_WITHIN_S} s, heartbeat 30 s); retry completed "
             f"in {resume_s:.0f} s re-running only steps {after[len(done_before) :]}"
         )
+
+
+def test_setup_twice_leaves_one_of_each(e2e):
+    """``deployments.setup`` (blocks, ``prefect deploy --all`` for real, the automation) ran a
+    second time on this server (the kill test's worker restart; here when that test did not
+    run): it succeeded and changed nothing: one schedule, not one per run; the limits, tags and
+    pull step the first run stored; one crash automation."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from deployments.automations import CRASH_AUTOMATION
+    from deployments.setup import pool_concurrency
+    from gpuflows.core.hardware.devices import discover
+
+    if e2e.setups < 2:
+        e2e.setup()
+        e2e.setups += 1
+    with temporary_settings({PREFECT_API_URL: e2e.api_url}):
+        with get_client(sync_client=True) as client:
+            pool = client.read_work_pool("gpu-pool")
+            dep = client.read_deployment_by_name("gpu-baseline/gpu-baseline")
+            cpu = client.read_deployment_by_name("gpu-baseline/gpu-baseline-cpu")
+            block_types = {bt.slug for bt in client.read_block_types()}
+            automations = client.read_automations_by_name(CRASH_AUTOMATION)
+    # one slot per GPU worker of this host, or 1 for the CPU worker (setup's own discovery)
+    assert pool.type == "process" and pool.concurrency_limit == pool_concurrency(discover())
+    assert dep.work_pool_name == "gpu-pool" and dep.work_queue_name == "default"
+    # The deployment limit is stored as a global concurrency limit (`concurrency_limit` on the
+    # response is deprecated and always None).
+    assert dep.global_concurrency_limit.limit == 1
+    assert cpu.global_concurrency_limit.limit == 1
+    assert dep.parameters["params"]["device"] == "auto"
+    assert cpu.parameters["params"]["device"] == "cpu"
+    assert [s.schedule.cron for s in dep.schedules] == ["0 3 * * 1"]  # one, not one per run
+    assert cpu.schedules == []
+    assert sorted(dep.tags) == ["gpu", "gpuflows"]
+    (step,) = dep.pull_steps
+    # GPUFLOWS_ROOT is set for the deploy, so this checkout's path is stored.
+    assert step["deployments.pull.checkout_directory"]["directory"] == str(ROOT)
+    assert "gpuflows-gpu-pool" in block_types
+    assert len(automations) == 1, automations
