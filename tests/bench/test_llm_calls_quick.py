@@ -18,7 +18,7 @@ def test_quick_smoke_writes_every_figure(tmp_path):
     assert json.loads(out.read_text()) == json.loads(json.dumps(result, default=str))
     local = result["local"]
     assert local["model"] == "random-qwen2.5-tiny" and local["synthetic"] is True
-    assert result["endpoint"] == []
+    assert result["endpoint"] == [] and local["failed_modes"] == {}
     seq = local["sequential"]
     assert seq["requests_run"] == 4 < local["requests"] == 6
     assert seq["seconds_projected"]["value"] > seq["seconds"]["value"]

@@ -1,16 +1,17 @@
 """Continuous batching over a dense KV cache, for :class:`~gpuflows.models.llm.engine.LocalEngine`
-(``batching="refill"``): at most ``batch size`` rows decode together, and a row that finishes is
-replaced at the next step by the next pending request, so the batch stays full until the queue
-runs dry (in length-bucketed batches a row that ends early leaves a smaller batch whose steps
-cost nearly as much: decode is weight-bandwidth bound).
+(``batching="refill"``): at most ``batch size`` rows decode together, and the slots of rows that
+finish are taken by the next pending requests, so the batch stays full until the queue runs dry
+(in length-bucketed batches a row that ends early leaves a smaller batch whose steps cost nearly
+as much: decode is weight-bandwidth bound).
 
 * The prompts' common prefix (a system prompt) is prefilled once (the engine's prefix memo) and
   copied to every admitted row.
-* Admitted rows are prefilled in groups of similar suffix length (at most :data:`GROUP_SLACK`
-  padding positions per row), logits of the last position only, then merged into the running
-  cache: the shorter side is padded on the left, masked; each row keeps its own position ids,
-  so padding never shifts a row's positions. Leading columns that are padding for every row are
-  trimmed when rows leave.
+* Free slots are filled once ``1 / ADMIT_SHARE`` of the batch is free (one prefill forward for
+  several new rows, not one per finished row); the admitted rows are prefilled in groups of
+  similar length (:data:`PAD_BUDGET`), logits of the last position only, then merged into the
+  running cache: the shorter side is padded on the left, masked; each row keeps its own position
+  ids, so padding never shifts a row's positions. Leading columns that are padding for every row
+  are trimmed when rows leave.
 * Every row keeps its own settings (greedy or its own seeded generator, cap, stop strings), so
   a row's text does not depend on its neighbours: in float32 on the CPU a refill result equals
   the one-at-a-time result (tested).
@@ -28,7 +29,12 @@ from typing import Any
 from gpuflows.models.llm.config import LLMResult
 from gpuflows.models.llm.sampling import choose_tokens
 
-GROUP_SLACK = 16  # padding positions per row allowed when prefilling admitted rows together
+PAD_BUDGET = {"cpu": 64, "cuda": 4096}
+"""Padding positions a prefill group may add rather than run one more forward: on the CPU a
+forward's weight pass costs about 25-60 prefill tokens; on a GPU launches dominate a small one."""
+ADMIT_SHARE = 8
+"""Rows are admitted once ``batch size / ADMIT_SHARE`` slots are free (or the queue fits, or the
+batch is empty): one prefill forward for several new rows instead of one per finished row."""
 
 
 def supports_refill(model: Any) -> bool:
@@ -63,14 +69,20 @@ def _merge(cache: Any, mask: Any, new: Any, new_mask: Any) -> Any:
     return torch.cat([pad(mask), pad(new_mask)])
 
 
-def _groups(items: list[Any]) -> list[list[Any]]:
+def _groups(items: list[Any], pad_budget: int) -> list[list[Any]]:
+    """Admitted rows in prefill groups: sorted by length, a row joins the previous group while
+    the padding it adds stays within ``pad_budget`` positions (a forward's fixed cost, in
+    tokens: one pass over the weights)."""
     items = sorted(items, key=lambda it: len(it.ids))
     out: list[list[Any]] = []
     for it in items:
-        if out and len(it.ids) - len(out[-1][0].ids) <= GROUP_SLACK:
-            out[-1].append(it)
-        else:
-            out.append([it])
+        if out:
+            g = out[-1]
+            added = len(g) * (len(it.ids) - len(g[-1].ids))  # the group's rows pad up to it
+            if added <= pad_budget:
+                g.append(it)
+                continue
+        out.append([it])
     return out
 
 
@@ -81,6 +93,8 @@ def run_refill(engine: Any, items: Sequence[Any], prefix_len: int) -> Iterator[t
 
     dev, c, tm = engine._input_device(), engine.counts, engine.timings
     rows_max = max(1, engine.sizer.size)
+    admit = max(1, rows_max // ADMIT_SHARE)
+    pad_budget = PAD_BUDGET["cuda" if str(dev).startswith("cuda") else "cpu"]
     queue = sorted(items, key=lambda it: (-it.req.max_new_tokens, len(it.ids), it.ids))
     p = prefix_len
     t_start = time.perf_counter()
@@ -94,10 +108,11 @@ def run_refill(engine: Any, items: Sequence[Any], prefix_len: int) -> Iterator[t
     cache = mask = logits = None
     step = 0
     while queue or active:
-        if queue and len(active) < rows_max:  # admit: prefill the new rows, merge their cache
-            t0 = time.perf_counter()
-            take, queue = queue[: rows_max - len(active)], queue[rows_max - len(active) :]
-            for group in _groups(take):
+        free = rows_max - len(active)
+        if queue and free and (not active or free >= min(admit, len(queue))):
+            t0 = time.perf_counter()  # admit: prefill the new rows, merge their cache
+            take, queue = queue[:free], queue[free:]
+            for group in _groups(take, pad_budget):
                 g = len(group)
                 s = max(len(it.ids) for it in group) - p
                 ids = torch.full((g, s), engine.pad_id, dtype=torch.long)
@@ -145,8 +160,9 @@ def run_refill(engine: Any, items: Sequence[Any], prefix_len: int) -> Iterator[t
         t0 = time.perf_counter()
         tokens = choose_tokens(logits, [a["item"].req for a in active], [a["gen"] for a in active])
         keep: list[int] = []
+        chosen = tokens.tolist()  # one device-to-host copy per step, not one per row
         for r, a in enumerate(active):
-            tok, req = int(tokens[r]), a["item"].req
+            tok, req = chosen[r], a["item"].req
             if tok in engine.eos_ids:
                 a["finish"] = "stop"
             else:
