@@ -5,16 +5,24 @@ as their batch finishes):
 
 * Each request is rendered to token ids: a raw ``prompt`` as the tokenizer encodes it, chat
   ``messages`` through the tokenizer's chat template with the generation prompt.
-* The call cache answers what it has (no model call); the rest are sorted by output cap, then
-  prompt length, and run in static batches of ``BatchSizer.size`` (from the VRAM budget on a
-  GPU, an OOM halves it; :data:`CPU_BATCH` on the CPU) -- ``batching="bucketed"``. With
-  ``batching="continuous"`` greedy requests go through transformers' continuous batching
-  instead (:mod:`gpuflows.models.llm.continuous`).
-* One decoding loop of our own over ``model(...)`` with a ``DynamicCache``, so every row keeps its
-  own settings: greedy or sampled (temperature, top_p, a torch generator per request seeded by
-  ``(seed, sample_index)``), ``max_new_tokens``, stop strings and end-of-sequence. A row that
-  finishes leaves the batch (its KV cache rows are dropped), so the rest decode at a smaller
-  batch; finished rows are not refilled (length-bucketed static batches, not continuous batching).
+* The call cache answers what it has (no model call); the rest run in one of three batching
+  modes (``batching=``; ``"auto"`` is :func:`default_batching`, ``refill``):
+
+  - ``refill`` (:mod:`gpuflows.models.llm.refill`): continuous batching over a dense
+    ``DynamicCache``; at most ``BatchSizer.size`` rows decode together and the slots of rows
+    that finish are taken by the next requests. Falls back to ``bucketed`` for a model whose
+    cache layers cannot be merged row-wise, and for what is left after an OOM (halved batch).
+  - ``bucketed``: requests sorted by output cap, then prompt length, in static batches of
+    ``BatchSizer.size`` (from the VRAM budget on a GPU, an OOM halves it; :data:`CPU_BATCH`
+    on the CPU); a row that finishes leaves the batch (its KV rows dropped), and is not
+    replaced, so the rest decode at a smaller batch.
+  - ``continuous`` (:mod:`gpuflows.models.llm.continuous`): greedy requests through
+    transformers' ``ContinuousBatchingManager`` (paged cache); sampled ones in bucketed batches.
+
+* Our decoding loops (refill, bucketed) call ``model(...)`` with a ``DynamicCache`` so every
+  row keeps its own settings: greedy or sampled (temperature, top_p, a torch generator per
+  request seeded by ``(seed, sample_index)``), ``max_new_tokens``, stop strings and
+  end-of-sequence. Prefills compute the last position's logits only.
 * Shared prefixes: when a batch's prompts share at least ``shared_prefix_min_tokens`` leading
   tokens, the prefix is prefilled once at batch size 1 and its cache copied to every row; the last
   prefix is kept, so consecutive batches that share it (a system prompt, a few-shot block) do not
@@ -37,9 +45,9 @@ from typing import Any, Literal
 
 from gpuflows.core.faults import InputError
 from gpuflows.core.memory.batch_sizer import BatchSizer, ItemOOM
+from gpuflows.models.llm.bucketed import common_prefix
 from gpuflows.models.llm.cache import CallCache, call_key
 from gpuflows.models.llm.config import CallError, LLMRequest, LLMResult
-from gpuflows.models.llm.sampling import choose_tokens
 
 Batching = Literal["auto", "bucketed", "refill", "continuous"]
 CPU_BATCH = 16
@@ -49,10 +57,11 @@ rows costs about twice a step of one)."""
 
 def default_batching(device: str) -> str:
     """What ``batching="auto"`` picks on ``device``: ``refill``, the fastest of the three on the
-    CPU (``bench/llm_calls.py``, SmolLM2 float32, 48 mixed requests, batch 16: refill 4.3x
-    one-at-a-time, bucketed 3.0x; transformers' continuous batching 2.1x, bucketed 2.4x, refill
-    2.9x in a run with the earlier admission rule). On a GPU the same until the GPU bench, which
-    measures all three, says otherwise."""
+    CPU (``bench/llm_calls.py``, SmolLM2 float32, 48 requests of mixed prompt lengths and
+    output caps, batch 16, one thread on a loaded host: refill 4.3x one-at-a-time, bucketed
+    3.0x; an earlier run with all three: refill 2.9x, bucketed 2.4x, transformers' continuous
+    batching 2.1x). On a GPU the same until the GPU bench, which measures all three, says
+    otherwise."""
     return "refill"
 
 
@@ -71,16 +80,6 @@ class _Item:
     req: LLMRequest
     ids: list[int]
     key: str
-
-
-def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
-    first = seqs[0]
-    n = min(len(s) for s in seqs)
-    for i in range(n):
-        t = first[i]
-        if any(s[i] != t for s in seqs):
-            return i
-    return n
 
 
 class LocalEngine:
@@ -265,7 +264,7 @@ class LocalEngine:
         if not supports_refill(self.model):
             return pending
         seqs = [it.ids for it in pending]
-        shared = min(_common_prefix(seqs), min(len(s) for s in seqs) - 1)
+        shared = min(common_prefix(seqs), min(len(s) for s in seqs) - 1)
         done: set[int] = set()
         t0 = time.perf_counter()
         try:
@@ -327,126 +326,6 @@ class LocalEngine:
         return results
 
     def _decode(self, items: list[_Item], torch: Any, dynamic_cache: Any) -> list[LLMResult]:
-        t_start = time.perf_counter()
-        dev = self._input_device()
-        b = len(items)
-        seqs = [it.ids for it in items]
-        lens = [len(s) for s in seqs]
-        shared = min(_common_prefix(seqs), min(lens) - 1)
-        memo = self._memo
-        memo_len = 0
-        if memo is not None and len(memo[0]) <= min(lens) - 1:
-            if all(tuple(s[: len(memo[0])]) == memo[0] for s in seqs):
-                memo_len = len(memo[0])
-        p = shared if (b > 1 and shared >= self.min_prefix) else 0
-        p = max(p, memo_len if memo_len >= self.min_prefix else 0)
-        if p:
-            cache, computed = self._prefix_cache(tuple(seqs[0][:p]))
-            if b > 1:
-                cache.batch_repeat_interleave(b)
-        else:
-            cache, computed = dynamic_cache(config=self.model.config), 0
-        s = max(lens) - p
-        input_ids = torch.full((b, s), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((b, p + s), dtype=torch.long)
-        mask[:, :p] = 1
-        for r, seq in enumerate(seqs):
-            suffix = seq[p:]
-            input_ids[r, s - len(suffix) :] = torch.tensor(suffix)
-            mask[r, p + s - len(suffix) :] = 1
-        position = (mask.cumsum(-1) - 1).clamp(min=0)
-        input_ids, mask, position = input_ids.to(dev), mask.to(dev), position.to(dev)
-        out = self.model(
-            input_ids=input_ids,
-            attention_mask=mask,
-            position_ids=position[:, p:],
-            past_key_values=cache,
-            use_cache=True,
-            logits_to_keep=1,
-        )
-        self.counts["batches"] += 1
-        self.counts["calls"] += b
-        self.counts["prefill_tokens_requested"] += sum(lens)
-        self.counts["prefill_tokens_computed"] += computed + sum(lens) - b * p
-        self.counts["prefill_pad_positions"] += b * s - (sum(lens) - b * p)
-        logits = out.logits[:, -1, :].float()
-        del out
-        t_loop = time.perf_counter()
-        self.timings["prefill_s"] += t_loop - t_start
-        t_fwd = 0.0
-        gens = [torch.Generator(device=logits.device) for _ in items]
-        for g, it in zip(gens, items, strict=True):
-            g.manual_seed(it.req.sample_seed())
-        generated: list[list[int]] = [[] for _ in items]
-        finish: list[str | None] = [None] * b
-        texts: list[str | None] = [None] * b
-        rows = list(range(b))  # batch row -> item index, for the rows still decoding
-        last_pos = position[:, -1]
-        batch_no = self.counts["batches"]
-        for _step in range(max(it.req.max_new_tokens for it in items)):
-            tokens = choose_tokens(logits, [items[i].req for i in rows], [gens[i] for i in rows])
-            keep: list[int] = []
-            chosen = tokens.tolist()  # one device-to-host copy per step, not one per row
-            for r, i in enumerate(rows):
-                tok = chosen[r]
-                req = items[i].req
-                if tok in self.eos_ids:
-                    finish[i] = "stop"
-                else:
-                    generated[i].append(tok)
-                    if req.stop:
-                        text = self.tokenizer.decode(generated[i], skip_special_tokens=True)
-                        cut = min((text.find(x) for x in req.stop if x in text), default=-1)
-                        if cut >= 0:
-                            finish[i], texts[i] = "stop", text[:cut]
-                    if finish[i] is None and len(generated[i]) >= req.max_new_tokens:
-                        finish[i] = "length"
-                if finish[i] is None:
-                    keep.append(r)
-            self.counts["decode_steps"] += 1
-            self.counts["decode_row_steps"] += len(rows)
-            if not keep:
-                break
-            if len(keep) < len(rows):
-                sel = torch.tensor(keep, device=logits.device)
-                cache.batch_select_indices(sel.to(dev))
-                mask, last_pos, tokens = mask[keep], last_pos[keep], tokens[keep]
-                rows = [rows[r] for r in keep]
-            mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=mask.dtype, device=dev)], 1)
-            last_pos = last_pos + 1
-            t0 = time.perf_counter()
-            out = self.model(
-                input_ids=tokens.to(dev)[:, None],
-                attention_mask=mask,
-                position_ids=last_pos[:, None],
-                past_key_values=cache,
-                use_cache=True,
-            )
-            logits = out.logits[:, -1, :].float()
-            del out
-            t_fwd += time.perf_counter() - t0
-        self.timings["decode_forward_s"] += t_fwd
-        self.timings["decode_host_s"] += time.perf_counter() - t_loop - t_fwd
-        results = []
-        for i, it in enumerate(items):
-            text = texts[i]
-            if text is None:
-                text = self.tokenizer.decode(generated[i], skip_special_tokens=True)
-            self.counts["output_tokens"] += len(generated[i])
-            results.append(
-                LLMResult(
-                    id=it.req.id,
-                    text=text,
-                    finish_reason=finish[i] or "length",
-                    prompt_tokens=len(it.ids),
-                    completion_tokens=len(generated[i]),
-                    attempts=1,
-                    batch={
-                        "batching": "bucketed",
-                        "batch": batch_no,
-                        "size": b,
-                        "shared_prefix_tokens": p,
-                    },
-                )
-            )
-        return results
+        from gpuflows.models.llm.bucketed import decode_batch
+
+        return decode_batch(self, items, torch, dynamic_cache)
