@@ -88,7 +88,7 @@ def _start_db_template_build() -> None:
 
 def pytest_collection_finish(session):
     users = {item.path for item in session.items if "seed_server_db" in item.fixturenames}
-    if len(users) >= 2:
+    if len(users) >= 2 and not session.config.option.collectonly:
         _start_db_template_build()
 
 
