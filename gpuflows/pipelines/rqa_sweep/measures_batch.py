@@ -19,6 +19,9 @@ gives, NaN and inf included; the tests compare them value for value.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from gpuflows.pipelines.rqa_sweep.engine_numba import HAVE_NUMBA
@@ -28,7 +31,7 @@ from gpuflows.pipelines.rqa_sweep.rqa import _check_int
 if HAVE_NUMBA:
     from numba import njit
 
-    @njit(cache=True)
+    @njit(cache=True, nogil=True)
     def _sums(P_d, P_v, lm, vm):
         """Integer parts of one unit: (d_all, d_sel, n_lines, L_max, V_max, v_all, v_sel,
         v_lines, ent_counts, ent_den, ent_len); the ENT terms of segment (e, j) are a leading
@@ -89,6 +92,17 @@ if HAVE_NUMBA:
         return d_all, d_sel, n_lines, L_max, V_max, v_all, v_sel, v_lines, counts, den, seg
 
 
+_THREADS = max(1, min(4, os.cpu_count() or 1))
+_POOL: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One shared pool (the compiled sums release the GIL, so do NumPy's ufuncs)."""
+    if not _POOL:
+        _POOL.append(ThreadPoolExecutor(_THREADS, thread_name_prefix="rqa-measures"))
+    return _POOL[0]
+
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den != 0, num / np.where(den != 0, den, 1), np.nan)
@@ -104,19 +118,31 @@ def measures_tables(hists, l_mins, v_min: int = 2) -> list[dict[str, np.ndarray]
     if not HAVE_NUMBA or not hists:
         return [h.table(l_mins, v_min) for h in hists]
     L = lm.size
-    parts, counts, dens, segs, off = [], [], [], [], 0
-    for h in hists:
+
+    def sums(h):
         P_d = np.ascontiguousarray(h.P_d, dtype=np.int64)
         P_v = np.ascontiguousarray(h.P_v, dtype=np.int64)
-        r = _sums(P_d, P_v, lm, min(v_min, P_v.shape[1]))
-        parts.append(r[:8])
-        counts.append(r[8])
-        dens.append(r[9])
-        segs.append(r[10] + off)
-        off += r[8].size
-    c, d = np.concatenate(counts), np.concatenate(dens)
-    p = c / d
-    ent_sum = np.add.reduceat(p * np.log(p), np.concatenate(segs))
+        return _sums(P_d, P_v, lm, min(v_min, P_v.shape[1]))
+
+    pool = _pool()
+    res = list(pool.map(sums, hists, chunksize=max(1, len(hists) // _THREADS)))
+    parts = [r[:8] for r in res]
+    sizes = np.array([r[8].size for r in res], dtype=np.int64)
+    offs = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    c = np.concatenate([r[8] for r in res])
+    d = np.concatenate([r[9] for r in res])
+    seg = np.concatenate([r[10] + o for r, o in zip(res, offs, strict=True)])
+    # the ENT terms in _THREADS slices cut at segment starts (NumPy releases the GIL)
+    cuts = [0, *(int(seg[len(seg) * t // _THREADS]) for t in range(1, _THREADS)), c.size]
+
+    def ent_part(t):
+        a, b = cuts[t], cuts[t + 1]
+        if a == b:
+            return np.zeros(0)
+        p = c[a:b] / d[a:b]
+        return np.add.reduceat(p * np.log(p), seg[(seg >= a) & (seg < b)] - a)
+
+    ent_sum = np.concatenate(list(pool.map(ent_part, range(_THREADS))))
     out, s0 = [], 0
     for h, (d_all, d_sel, n_lines, L_max, V_max, v_all, v_sel, v_lines) in zip(
         hists, parts, strict=True
