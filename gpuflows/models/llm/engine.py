@@ -91,6 +91,8 @@ class LocalEngine:
         cache: the call cache, or None for none.
         batch_size: fixed rows per batch; None sizes it from ``capacity_bytes`` (GPU) or uses the
             CPU default.
+        batching: ``"refill"``, ``"bucketed"``, ``"continuous"`` or ``"auto"`` (see the module
+            docstring; recorded in ``record()`` and each result's ``batch``).
     """
 
     def __init__(
