@@ -31,6 +31,7 @@ from gpuflows.pipelines.rqa_sweep import (
     default_tile,
     estimate_vram,
     split_key,
+    sweep_cpu,
     sweep_one,
 )
 from tasks.caching import house_cache_policy
@@ -71,6 +72,12 @@ def rqa_mt(
     backends, failed, flipped = set(), [], None
     devices_used = set()
     opts = {"metric": metric, "theiler": theiler, "normalize": normalize, "dtype": dtype}
+    # on the CPU every series of this (m, tau) in one call: one parallel region, both cores busy
+    cpu = (
+        sweep_cpu(series, m, tau, eps, metric=metric, theiler=theiler, normalize=normalize)
+        if choice.kind != "cuda" and dtype == "float64"
+        else {}
+    )
     for key, arr in series.items():
         subject, name = split_key(key)
         if choice.kind == "cuda":
@@ -87,7 +94,7 @@ def rqa_mt(
             failed += [a.model_dump() for a in rec.attempts if not a.ok]
             devices_used.add(rec.final.device)
         else:
-            h = sweep_one(arr, m, tau, eps, tile=None, device="cpu", **opts)
+            h = cpu.get(key) or sweep_one(arr, m, tau, eps, tile=None, device="cpu", **opts)
             devices_used.add("cpu")
         backends.add(h.backend)
         if h.flipped_pairs is not None:

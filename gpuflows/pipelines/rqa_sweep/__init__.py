@@ -4,8 +4,10 @@ The public surface the flow (``flows.rqa_sweep``) and its tasks (``tasks.rqa``) 
 behind it, by concern: :mod:`.params` (the flow's parameters), :mod:`.data` and :mod:`.schema`
 (gaze input, bad-input errors), :mod:`.gaze` (synthetic data), :mod:`.grid` (presets, compute
 units), :mod:`.units` (one (m, tau) unit), :mod:`.engine` with its backends
-(:mod:`.engine_numba`, :mod:`.engine_numpy`, :mod:`.engine_torch`, shared :mod:`.kernels`) and
-the NumPy reference :mod:`.rqa`, :mod:`.measures`, :mod:`.tables` and :mod:`.stats`
+(:mod:`.engine_numba`, :mod:`.engine_numba_multi` — one pass per (series, tau) for every m —,
+:mod:`.engine_numpy`, :mod:`.engine_torch`, :mod:`.engine_cupy`, shared :mod:`.kernels`) and
+the NumPy reference :mod:`.rqa`, :mod:`.measures` (:mod:`.measures_batch`: many units' tables at
+once), :mod:`.tables` and :mod:`.stats`
 (features, statistics), :mod:`.results` (merged Parquet tables), :mod:`.plots`,
 :mod:`.evidence` and :mod:`.report` (Trust Tier inputs, summary). Bad input raises
 ``InputError``.
@@ -30,6 +32,7 @@ from gpuflows.pipelines.rqa_sweep.units import (
     cpu_backend,
     default_tile,
     estimate_vram,
+    sweep_cpu,
     sweep_one,
 )
 
@@ -55,6 +58,7 @@ __all__ = [
     "series_arrays",
     "split_key",
     "sweep_lock",
+    "sweep_cpu",
     "sweep_one",
     "units_by_pair",
     "write_sweep_tables",
