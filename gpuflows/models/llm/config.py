@@ -233,6 +233,11 @@ class LocalModelConfig(BaseModel):
         default=16, ge=1, description="A batch's common prompt prefix this long is prefilled once."
     )
     trust_remote_code: bool = False
+    batching: Literal["auto", "refill", "bucketed", "continuous"] = Field(
+        default="auto",
+        description="refill: finished rows' slots take the next requests (auto = refill); "
+        "bucketed: static length-sorted batches; continuous: transformers' manager (greedy only).",
+    )
 
     @field_validator("device")
     @classmethod

@@ -169,6 +169,7 @@ def load_engine(config: LocalModelConfig, cache: CallCache | None = None) -> Any
         batch_size=config.batch_size,
         capacity_bytes=int(budget * 2**30),
         shared_prefix_min_tokens=config.shared_prefix_min_tokens,
+        batching=config.batching,
         synthetic=resolved.synthetic,
         source=config.spec,
     )

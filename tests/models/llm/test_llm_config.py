@@ -53,3 +53,12 @@ def test_bad_local_config(kwargs, match):
 def test_gpu_indices():
     cfg = LocalModelConfig(spec="x", device="auto", gpus="0, 2")
     assert cfg.gpu_indices() == [0, 2]
+
+
+def test_batching_mode_reaches_the_engine_and_a_bad_one_names_the_field():
+    from gpuflows.models.llm.load import load_engine
+
+    engine = load_engine(LocalModelConfig(spec="tiny-qwen2", batching="bucketed"))
+    assert engine.record()["batching"] == "bucketed"
+    with pytest.raises(ValidationError, match="batching"):
+        LocalModelConfig(spec="tiny-qwen2", batching="paged")
