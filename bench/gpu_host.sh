@@ -107,6 +107,8 @@ group_b() {
   step argo-throughput-7b 130 $PY bench/argo_throughput.py --model random-qwen2.5-7b \
     --dtype bfloat16 --device cuda
   step factor-vlm-7b 120 $PY bench/factor_vlm.py --device cuda
+  step llm-calls-7b 170 $PY bench/llm_calls.py --model random-qwen2.5-7b --dtype bfloat16 \
+    --device cuda --requests 384 --batch-size 128 --rounds 1 --sequential-requests 12 --skip-endpoint
 }
 
 run() {

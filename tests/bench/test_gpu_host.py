@@ -41,6 +41,6 @@ def test_run_group_b_with_a_stub_python_leaves_two_files(tmp_path):
     with tarfile.open(out / "gpu-run-b.tgz") as tar:
         logs = {Path(n).name for n in tar.getnames()}
     assert {"batch-eval-throughput.log", "argo-throughput-7b.log", "nvidia-smi.txt"} <= logs
-    assert run.stdout.strip().splitlines()[-1].startswith("factor-vlm-7b rc=0")
+    assert run.stdout.strip().splitlines()[-1].startswith("llm-calls-7b rc=0")
     bad = subprocess.run(["bash", str(SCRIPT), "run", "c"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "group must be a or b" in bad.stderr
