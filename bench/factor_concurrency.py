@@ -203,7 +203,7 @@ def main() -> int:
         default="0.25,0.5,1.0,2.0",
         help="latencies (s) at which C=160 on one endpoint is also measured",
     )
-    ap.add_argument("--waves", type=int, default=5, help="requests = waves x in-flight limit")
+    ap.add_argument("--waves", type=int, default=10, help="requests = waves x in-flight limit")
     ap.add_argument("--gb", type=float, default=1.0, help="step-2 large input size (GiB)")
     ap.add_argument("--quick", action="store_true", help="small sizes (a check, not a record)")
     a = ap.parse_args()
