@@ -26,7 +26,7 @@ def provenance() -> dict[str, Any]:
     ``git`` (full details) and ``date`` (UTC, ISO 8601 to the second)."""
     from gpuflows.core.evidence.envlock import git_info
 
-    info = git_info(REPO_ROOT)
+    info = git_info(REPO_ROOT, exclude=("bench/results",))  # earlier results of this run
     return {
         "git_commit": stamp(info.commit, info.dirty),
         "git": info.model_dump(),

@@ -35,3 +35,25 @@ def test_copy_without_git_is_not_stamped_clean(monkeypatch):
     prov = record.provenance()
     assert prov["git_commit"] == "feedfac-tree-unknown"
     assert GitInfo(**prov["git"]).dirty is None
+
+
+def test_a_results_file_written_by_an_earlier_bench_leaves_the_tree_clean(tmp_path):
+    import subprocess
+
+    from gpuflows.core.evidence.envlock import git_info
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "bench" / "results").mkdir(parents=True)
+    (tmp_path / "bench" / "results" / "a-cpu.json").write_text("{}")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    (tmp_path / "bench" / "results" / "a-cpu.json").write_text('{"new": 1}')
+    (tmp_path / "bench" / "results" / "b-cpu.json").write_text("{}")
+    assert git_info(tmp_path, exclude=("bench/results",)).dirty is False
+    assert git_info(tmp_path).dirty is True  # without the exclusion it counts
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert git_info(tmp_path, exclude=("bench/results",)).dirty is True  # code always counts

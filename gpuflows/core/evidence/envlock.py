@@ -158,9 +158,12 @@ def seed_everything(seed: int) -> list[str]:
     return done
 
 
-def git_info(path: str | os.PathLike[str] | None = None) -> GitInfo:
+def git_info(
+    path: str | os.PathLike[str] | None = None, *, exclude: tuple[str, ...] = ()
+) -> GitInfo:
     """Real commit of the code that runs (``git rev-parse HEAD``) and whether the tree differs from it
-    (changed or new files; ignored ones such as results/ do not count).
+    (changed or new files; ignored ones such as results/ do not count, nor do the ``exclude``
+    paths: a bench's own result files are its output, not the code it measured).
 
     ``$GPUFLOWS_GIT_COMMIT`` is used where the code runs from an export without ``.git`` (a
     worker's pulled copy), and is marked as such.
@@ -176,7 +179,7 @@ def git_info(path: str | os.PathLike[str] | None = None) -> GitInfo:
             check=True,
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain"],
+            ["git", "status", "--porcelain", "--", ".", *(f":(exclude){p}" for p in exclude)],
             cwd=cwd,
             capture_output=True,
             text=True,
