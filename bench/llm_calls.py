@@ -379,8 +379,9 @@ def main(argv: list[str] | None = None) -> dict:
     device = args.device.split(":")[0]
     if device == "cuda" and not torch.cuda.is_available():
         sys.exit(f"--device {args.device}: this host has no CUDA GPU")
-    local = None if args.skip_local else bench_local(args)
+    # the endpoint part first: a client process does not also hold a model and torch's threads
     endpoint = [] if args.skip_endpoint else bench_endpoint(args.latency, [20, 160], args.waves)
+    local = None if args.skip_local else bench_local(args)
     result = {
         "name": "llm-calls",
         "device": device,
