@@ -47,23 +47,36 @@ from gpuflows.pipelines.argo_experiment.synth import load_synthetic  # noqa: E40
 SEED_FULL_CALLS = 400_000  # the seed's own count: 1000 q x 4 strategies x 10 c_r x ~10 calls
 
 
-def random_qwen25_7b(device: str, dtype: str, cache: CallCache | None, batch_size: int | None):
+def random_qwen25_7b(
+    device: str, dtype: str, cache: CallCache | None, batch_size: int | None, batching: str
+):
     """A random-weight model of Qwen2.5-7B's architecture (same shapes and cost), on ``device``,
     with the tiny byte-level tokenizer (ids fit the 152,064-token vocabulary)."""
     from gpuflows.models.llm.random_arch import random_arch_engine
 
     return random_arch_engine(
-        "random-qwen2.5-7b", device=device, dtype=dtype, cache=cache, batch_size=batch_size
+        "random-qwen2.5-7b",
+        device=device,
+        dtype=dtype,
+        cache=cache,
+        batch_size=batch_size,
+        batching=batching,
     )
 
 
-def engine(args, cache: CallCache | None, batch_size: int | None):
+def engine(args, cache: CallCache | None, batch_size: int | None, batching: str = "auto"):
+    """The engine; the seeds' way takes ``batching="bucketed"`` at batch 1: one plain
+    ``generate`` per call, as the seeds run it (refill's slot bookkeeping is for many rows)."""
     if args.model == "random-qwen2.5-7b":
-        return random_qwen25_7b(args.device, args.dtype, cache, batch_size)
+        return random_qwen25_7b(args.device, args.dtype, cache, batch_size, batching)
     from gpuflows.models.llm.load import load_engine
 
     cfg = LocalModelConfig(
-        spec=args.model, dtype=args.dtype, device=args.device, batch_size=batch_size
+        spec=args.model,
+        dtype=args.dtype,
+        device=args.device,
+        batch_size=batch_size,
+        batching=batching,
     )
     return load_engine(cfg, cache=cache)
 
@@ -112,7 +125,7 @@ def main() -> None:
         )
 
     # -- the seeds' way -------------------------------------------------------------------
-    seq_engine = engine(args, None, 1)
+    seq_engine = engine(args, None, 1, "bucketed")
     t0 = time.perf_counter()
     seed_calls = 0
     seed_answers: dict[str, str] = {}
