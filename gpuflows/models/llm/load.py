@@ -117,28 +117,23 @@ def build_tiny_qwen2(folder: str | Path, *, seed: int = 0) -> Path:
     return build_atomically(Path(folder), TINY_RECIPE, TINY_RECIPE_VERSION, seed, build)
 
 
-def load_engine(config: LocalModelConfig, cache: CallCache | None = None) -> Any:
-    """Resolve, place and load ``config``'s model; returns a ready ``LocalEngine``."""
+def require_cuda_if_asked(config: LocalModelConfig) -> None:
+    """An ``InputError`` before any load when ``config`` asks for CUDA on a host without it."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from gpuflows.models.llm.engine import LocalEngine
-    from gpuflows.models.llm.gguf import dequantised_folder, file_sha256
-
-    resolved = resolve_spec(config.spec)
     if config.device.startswith("cuda") or config.device == "auto":
         if not torch.cuda.is_available():
             raise InputError(f"device={config.device!r} but this host has no CUDA GPU: use 'cpu'")
-    if resolved.kind == "gguf":
-        digest = file_sha256(resolved.path)
-        folder = dequantised_folder(resolved.path, digest=digest)
-        identity = f"gguf-sha256:{digest}|{config.dtype}"
-    else:
-        folder = resolved.path
-        identity = f"weights:{model_fingerprint(folder)}|{config.dtype}"
-    dtype = getattr(torch, config.dtype)
+
+
+def load_placed(model_cls: Any, folder: Path, config: LocalModelConfig) -> tuple[Any, Any, str]:
+    """``model_cls.from_pretrained(folder)`` as ``config`` says (dtype, safetensors only,
+    ``low_cpu_mem_usage``; ``device="auto"``: placed over ``gpus`` by the meta-device plan);
+    returns (model in eval mode, the placement or None, the device its inputs go to)."""
+    import torch
+
     kwargs: dict[str, Any] = {
-        "dtype": dtype,
+        "dtype": getattr(torch, config.dtype),
         "use_safetensors": True,
         "trust_remote_code": config.trust_remote_code,
         "low_cpu_mem_usage": True,
@@ -154,11 +149,31 @@ def load_engine(config: LocalModelConfig, cache: CallCache | None = None) -> Any
         }
         placement = plan_placement(folder, dtype=config.dtype, max_memory=max_memory)
         kwargs["device_map"] = placement.device_map
-    model = AutoModelForCausalLM.from_pretrained(folder, **kwargs).eval()
+    model = model_cls.from_pretrained(folder, **kwargs).eval()
     if config.device != "auto":
         model = model.to(config.device)
-    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
     device = config.device if config.device != "auto" else f"cuda:{config.gpu_indices()[0]}"
+    return model, placement, device
+
+
+def load_engine(config: LocalModelConfig, cache: CallCache | None = None) -> Any:
+    """Resolve, place and load ``config``'s model; returns a ready ``LocalEngine``."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from gpuflows.models.llm.engine import LocalEngine
+    from gpuflows.models.llm.gguf import dequantised_folder, file_sha256
+
+    resolved = resolve_spec(config.spec)
+    require_cuda_if_asked(config)
+    if resolved.kind == "gguf":
+        digest = file_sha256(resolved.path)
+        folder = dequantised_folder(resolved.path, digest=digest)
+        identity = f"gguf-sha256:{digest}|{config.dtype}"
+    else:
+        folder = resolved.path
+        identity = f"weights:{model_fingerprint(folder)}|{config.dtype}"
+    model, placement, device = load_placed(AutoModelForCausalLM, folder, config)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
     budget = config.vram_budget_gib or config.max_memory_gib or 0
     engine = LocalEngine(
         model,

@@ -24,7 +24,7 @@ from gpuflows.core.faults import InputError
 from gpuflows.core.memory.weight_files import model_fingerprint
 from gpuflows.models.llm.cache import CallCache
 from gpuflows.models.llm.config import LocalModelConfig
-from gpuflows.models.llm.load import ResolvedSpec
+from gpuflows.models.llm.load import ResolvedSpec, load_placed, require_cuda_if_asked
 
 TINY_VLM = "tiny-vlm"
 _PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json")
@@ -89,34 +89,12 @@ def load_vlm_engine(config: LocalModelConfig, cache: CallCache | None = None) ->
     from gpuflows.models.llm.vlm_engine import VLMEngine
 
     resolved = resolve_vlm_spec(config.spec)
-    if config.device.startswith("cuda") or config.device == "auto":
-        if not torch.cuda.is_available():
-            raise InputError(f"device={config.device!r} but this host has no CUDA GPU: use 'cpu'")
+    require_cuda_if_asked(config)
     folder = resolved.path
     # the fingerprint covers the weights and every other file (processor and template included)
     identity = f"weights:{model_fingerprint(folder)}|{config.dtype}"
-    kwargs: dict[str, Any] = {
-        "dtype": getattr(torch, config.dtype),
-        "use_safetensors": True,
-        "trust_remote_code": config.trust_remote_code,
-        "low_cpu_mem_usage": True,
-    }
-    placement = None
-    if config.device == "auto":
-        from gpuflows.models.llm.placement import plan_placement
-
-        gib = config.max_memory_gib
-        max_memory = {
-            g: int(gib * 2**30) if gib else torch.cuda.mem_get_info(g)[0]
-            for g in config.gpu_indices()
-        }
-        placement = plan_placement(folder, dtype=config.dtype, max_memory=max_memory)
-        kwargs["device_map"] = placement.device_map
-    model = AutoModelForImageTextToText.from_pretrained(folder, **kwargs).eval()
-    if config.device != "auto":
-        model = model.to(config.device)
+    model, placement, device = load_placed(AutoModelForImageTextToText, folder, config)
     processor = AutoProcessor.from_pretrained(folder, trust_remote_code=config.trust_remote_code)
-    device = config.device if config.device != "auto" else f"cuda:{config.gpu_indices()[0]}"
     budget = config.vram_budget_gib or config.max_memory_gib or 0
     capacity = int(budget * 2**30)
     if not capacity and device.startswith("cuda"):  # no budget given: what the GPU holds now
