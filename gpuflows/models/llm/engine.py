@@ -48,6 +48,7 @@ from gpuflows.core.memory.batch_sizer import BatchSizer, ItemOOM
 from gpuflows.models.llm.bucketed import common_prefix
 from gpuflows.models.llm.cache import CallCache, call_key
 from gpuflows.models.llm.config import CallError, LLMRequest, LLMResult
+from gpuflows.models.llm.results import ResultStream
 
 Batching = Literal["auto", "bucketed", "refill", "continuous"]
 CPU_BATCH = 16
@@ -82,7 +83,7 @@ class _Item:
     key: str
 
 
-class LocalEngine:
+class LocalEngine(ResultStream):
     """A loaded causal LM and tokenizer; see the module docstring.
 
     Args:
@@ -184,18 +185,6 @@ class LocalEngine:
         return list(ids)
 
     # -- public ---------------------------------------------------------------------------------
-
-    def generate(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
-        """One result per request, in request order (errors as records, never raised)."""
-        out: list[LLMResult | None] = [None] * len(requests)
-        for index, result in self._stream(requests):
-            out[index] = result
-        return [r for r in out if r is not None]
-
-    def stream(self, requests: Sequence[LLMRequest]) -> Iterator[LLMResult]:
-        """Results as they are ready: cache hits first, then each batch when it finishes."""
-        for _, result in self._stream(requests):
-            yield result
 
     def record(self) -> dict[str, Any]:
         """For a run's record: counts, prefill saved, batch sizing, cache hits/misses."""

@@ -39,6 +39,7 @@ from gpuflows.core.faults import InputError
 from gpuflows.core.memory.batch_sizer import BatchSizer, ItemOOM
 from gpuflows.models.llm.cache import CallCache, call_key
 from gpuflows.models.llm.config import CallError, LLMRequest, LLMResult
+from gpuflows.models.llm.results import ResultStream
 
 _DECODED_MAX = 256  # decoded images kept by digest (the three calls of one record share one)
 
@@ -126,7 +127,7 @@ def _row_stop_cls() -> Any:
     return _RowStop
 
 
-class VLMEngine:
+class VLMEngine(ResultStream):
     """A loaded image-text-to-text model and its processor; see the module docstring."""
 
     accepts_images = True
@@ -221,18 +222,6 @@ class VLMEngine:
         return text
 
     # -- public ---------------------------------------------------------------------------------
-
-    def generate(self, requests: Sequence[LLMRequest]) -> list[LLMResult]:
-        """One result per request, in request order (errors as records, never raised)."""
-        out: list[LLMResult | None] = [None] * len(requests)
-        for index, result in self._stream(requests):
-            out[index] = result
-        return [r for r in out if r is not None]
-
-    def stream(self, requests: Sequence[LLMRequest]) -> Iterator[LLMResult]:
-        """Results as they are ready: cache hits first, then each batch when it finishes."""
-        for _, result in self._stream(requests):
-            yield result
 
     def record(self) -> dict[str, Any]:
         """For a run's record: counts, batch sizing, placement, cache hits/misses."""
