@@ -17,6 +17,7 @@ still synthetic.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from gpuflows.core.evidence.checks import CheckResult
 from gpuflows.core.evidence.digest import file_digest
@@ -191,30 +192,10 @@ def section_evidence(
     )
 
 
-def section_assessment(
-    *,
-    data: BatchEvalData,
-    lock: EnvironmentLock,
-    model: ModelRef,
-    sample_size: int,
-    checks: list[CheckResult],
-    measured_device: str | None = None,
-    reviews: list[Review] | None = None,
-    provenance: DataProvenance | None = None,
-    policy: TrustPolicy | None = None,
-) -> TrustAssessment:
-    """One section's evidence, assessed with ``policy`` (default: the built-in floor)."""
-    ev = section_evidence(
-        data=data,
-        lock=lock,
-        model=model,
-        sample_size=sample_size,
-        checks=checks,
-        measured_device=measured_device,
-        reviews=reviews,
-        provenance=provenance,
-    )
-    return assess(ev, policy)
+def section_assessment(*, policy: TrustPolicy | None = None, **evidence: Any) -> TrustAssessment:
+    """One section's evidence (:func:`section_evidence`'s keywords), assessed with ``policy``
+    (default: the built-in floor)."""
+    return assess(section_evidence(**evidence), policy)
 
 
 def check_expansion(achieved: int, target: int, share: float, target_share: float) -> CheckResult:
